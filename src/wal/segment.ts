@@ -1,0 +1,128 @@
+// Segment files: naming, listing and durable creation.
+
+import fs from 'node:fs';
+import fsp, { type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+/** `<seq 16 hex>-<first raft index 16 hex>.wal`, as etcd names its WAL files. */
+const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+/** A segment being created; it only becomes part of the WAL when renamed. */
+const TEMP_SUFFIX = '.tmp';
+
+export interface SegmentName {
+  /** Position in the chain; consecutive across the live segments. */
+  seq: number;
+  /** Index of the first Raft entry expected in this segment (last index + 1 when it was cut). */
+  firstIndex: number;
+  fileName: string;
+}
+
+function hex16(value: number): string {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`wal: cannot name a segment with ${value}`);
+  return value.toString(16).padStart(16, '0');
+}
+
+export function segmentFileName(seq: number, firstIndex: number): string {
+  return `${hex16(seq)}-${hex16(firstIndex)}.wal`;
+}
+
+function parseHex16(text: string): number | undefined {
+  const value = BigInt('0x' + text);
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
+}
+
+export function parseSegmentFileName(fileName: string): SegmentName | undefined {
+  const match = SEGMENT_NAME.exec(fileName);
+  if (!match) return undefined;
+  const seq = parseHex16(match[1]!);
+  const firstIndex = parseHex16(match[2]!);
+  if (seq === undefined || firstIndex === undefined) return undefined;
+  return { seq, firstIndex, fileName };
+}
+
+/** Segment names in `names`, ordered by sequence number. */
+export function segmentsIn(names: readonly string[]): SegmentName[] {
+  const segments: SegmentName[] = [];
+  for (const name of names) {
+    const parsed = parseSegmentFileName(name);
+    if (parsed) segments.push(parsed);
+  }
+  return segments.sort((a, b) => a.seq - b.seq);
+}
+
+export function listSegmentsSync(dir: string): SegmentName[] {
+  try {
+    return segmentsIn(fs.readdirSync(dir));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+}
+
+/** Removes segment files whose creation was interrupted before their rename. */
+export async function removeTempSegments(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await fsp.readdir(dir)) {
+    if (name.endsWith('.wal' + TEMP_SUFFIX)) {
+      await fsp.rm(path.join(dir, name), { force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
+/** Makes directory entries (creates, renames, unlinks) in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Positional write that survives short writes. */
+export async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
+    if (bytesWritten <= 0) throw new Error(`wal: write returned ${bytesWritten} bytes`);
+    written += bytesWritten;
+  }
+}
+
+/**
+ * Creates a segment durably and atomically: the file is built under a temporary name,
+ * preallocated, given its header records, fsynced, renamed into place, and the directory
+ * fsynced. A crash therefore never leaves a named segment without its header.
+ * Returns a read/write handle on the (renamed) file.
+ */
+export async function createSegmentFile(
+  dir: string, fileName: string, header: Uint8Array, preallocateBytes: number, onFsync: (seconds: number) => void,
+): Promise<FileHandle> {
+  const finalPath = path.join(dir, fileName);
+  const tempPath = finalPath + TEMP_SUFFIX;
+  const handle = await fsp.open(tempPath, 'w+', 0o600);
+  try {
+    // Fixing the file size up front means later fdatasyncs of appends inside it do not have to
+    // journal a size change. (Node has no fallocate; the file is sparse until written.)
+    await handle.truncate(Math.max(preallocateBytes, header.length));
+    await writeFully(handle, header, 0);
+    await timedSync(handle, onFsync, false);
+    await fsp.rename(tempPath, finalPath);
+    await fsyncDir(dir);
+    return handle;
+  } catch (e) {
+    await handle.close().catch(() => undefined);
+    await fsp.rm(tempPath, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** fdatasync (or fsync when the size changed and must reach disk too), reporting its duration. */
+export async function timedSync(handle: FileHandle, onFsync: (seconds: number) => void, dataOnly: boolean): Promise<void> {
+  const startNs = process.hrtime.bigint();
+  if (dataOnly) await handle.datasync();
+  else await handle.sync();
+  onFsync(Number(process.hrtime.bigint() - startNs) / 1e9);
+}
