@@ -4,7 +4,9 @@
 //   0       4     payloadBytes (u32 LE)
 //   4       1     type (RecordType)
 //   5       1     flags (bit 0: SYNC_END — an fdatasync followed the write this record ended)
-//   6       2     syncEpoch (u16 LE): number of fdatasyncs issued before this record was written, mod 2^16
+//   6       2     syncEpoch (u16 LE): number of SYNC_END records written before this one, mod 2^16
+//                 (records of one write share it; a write that is not synced on its own — a
+//                 commit-only save — shares the epoch of the next synced write)
 //   8       4     crc (u32 LE): CRC-32C over bytes [0, 8) of this header + payload + padding,
 //                 seeded with the previous record's crc (the chain); a crc record seeds with its own payload
 //   12      4     headerCrc (u32 LE): CRC-32C over bytes [0, 12), unchained

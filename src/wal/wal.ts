@@ -247,13 +247,16 @@ export class Wal {
   /** Waits for queued operations, syncs anything unsynced and closes the active segment. */
   close(): Promise<void> {
     if (this.closeRequested) return this.queue;
+    // Runs even after an I/O failure: the file handle must not leak.
     const closing = this.enqueue(async () => {
       try {
         if (this.unsyncedBytes > 0 && !this.failure) await this.syncActive();
       } finally {
-        await this.state.handle.close();
+        await this.state.handle.close().catch((e: unknown) => {
+          if (!this.failure) throw e;
+        });
       }
-    });
+    }, true);
     this.closeRequested = true;
     return closing;
   }
@@ -270,10 +273,10 @@ export class Wal {
 
   // ---------------------------------------------------------------- queued operations
 
-  private enqueue(op: () => Promise<void>): Promise<void> {
+  private enqueue(op: () => Promise<void>, evenAfterFailure = false): Promise<void> {
     if (this.closeRequested) return Promise.reject(new Error('wal: closed'));
     const run = async (): Promise<void> => {
-      if (this.failure) throw new Error(`wal: unusable after an earlier I/O failure: ${this.failure.message}`);
+      if (this.failure && !evenAfterFailure) throw new Error(`wal: unusable after an earlier I/O failure: ${this.failure.message}`);
       await op();
     };
     const result = this.queue.then(run);

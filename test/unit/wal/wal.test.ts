@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EntryType, type SnapshotMeta } from '../../../src/raft/types.js';
 import { Wal } from '../../../src/wal/index.js';
@@ -159,6 +160,17 @@ describe('Wal', () => {
     await opened.wal.close();
   });
 
+  it('replays a rewind to the first entry after the snapshot', async () => {
+    const wal = await Wal.create(dir, METADATA);
+    await wal.save(hardState(1, 1n, 10), entries(1, 15, 1));
+    await wal.saveSnapshot({ index: 10, term: 1, confState: { voters: [1n], learners: [] } });
+    await wal.save(hardState(2, 2n, 10), entries(11, 12, 2));
+    await wal.close();
+    const opened = await Wal.open(dir);
+    expect(plain(opened.entries)).toEqual(plain(entries(11, 12, 2)));
+    await opened.wal.close();
+  });
+
   it('accepts a snapshot beyond the log (installed from the leader) followed by entries after it', async () => {
     const wal = await Wal.create(dir, METADATA);
     await wal.save(hardState(1, 1n, 3), entries(1, 3, 1));
@@ -282,6 +294,30 @@ describe('Wal', () => {
     const opened = await Wal.open(dir);
     expect(opened.hardState).toEqual(hardState(2, 3n, 20));
     await opened.wal.close();
+  });
+
+  it('refuses all further writes after an I/O failure', async () => {
+    const logger = recordingLogger();
+    const wal = await Wal.create(dir, METADATA, { logger });
+    await wal.save(hardState(1, 1n, 0), [entry(1, 1)]);
+    // Pull the file out from under the WAL to make the next write fail with EBADF.
+    await (wal as unknown as { state: { handle: FileHandle } }).state.handle.close();
+    await expect(wal.save(undefined, [entry(2, 1)])).rejects.toThrow();
+    expect(logger.lines.some((l) => l.level === 'error')).toBe(true);
+    await expect(wal.save(undefined, [entry(2, 1)])).rejects.toThrow(/unusable after an earlier I\/O failure/);
+    await wal.close(); // still releases the handle
+    const opened = await Wal.open(dir);
+    expect(plain(opened.entries)).toEqual(plain([entry(1, 1)]));
+    await opened.wal.close();
+  });
+
+  it('releaseTo keeps the only (active) segment', async () => {
+    const wal = await Wal.create(dir, METADATA);
+    await wal.save(hardState(1, 1n, 5), entries(1, 5, 1));
+    await wal.saveSnapshot({ index: 5, term: 1, confState: { voters: [1n], learners: [] } });
+    await wal.releaseTo(5);
+    expect(walFiles(dir)).toHaveLength(1);
+    await wal.close();
   });
 
   it('logs through the given logger and removes interrupted segment creations on open', async () => {
