@@ -1,0 +1,447 @@
+// Starts and stops local 1- or 3-member clusters of an etcd-compatible binary for the bench.
+//
+// Every member gets free loopback ports, its own data dir under one temp dir, and is started
+// with exactly etcd's flags, so the same code drives real etcd and tsetcd. Members are
+// stopped with SIGTERM (SIGKILL after 5 s) and the temp dir is removed, also on Ctrl-C,
+// SIGTERM, uncaught errors and normal exit.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { callOnce } from './client.js';
+import type { LoadedProto } from './proto.js';
+import type { TransportKind } from './transport.js';
+
+/** How to launch one server implementation. */
+export interface ServerBinary {
+  /** Short label used in reports: "tsetcd", "etcd". */
+  name: string;
+  command: string;
+  /** Arguments placed before the etcd flags (e.g. the script path for node). */
+  prefixArgs: string[];
+}
+
+export const ETCD_DEFAULT_PATH = '/usr/bin/etcd';
+
+export function etcdBinary(binaryPath: string = ETCD_DEFAULT_PATH): ServerBinary | undefined {
+  return fs.existsSync(binaryPath) ? { name: 'etcd', command: binaryPath, prefixArgs: [] } : undefined;
+}
+
+export function tsetcdBinary(repoRoot: string): ServerBinary | undefined {
+  const script = path.join(repoRoot, 'bin', 'tsetcd.js');
+  return fs.existsSync(script) ? { name: 'tsetcd', command: process.execPath, prefixArgs: [script] } : undefined;
+}
+
+/** First line of `<binary> --version`, or undefined if the binary does not run. */
+export function binaryVersion(bin: ServerBinary): string | undefined {
+  try {
+    const out = execFileSync(bin.command, [...bin.prefixArgs, '--version'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return out.split('\n').map((l) => l.trim()).filter((l) => l.length > 0).join('; ') || 'unknown';
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ClusterOptions {
+  binary: ServerBinary;
+  /** 1 or 3 (any odd size >= 1 works). */
+  size: number;
+  readyTimeoutMs?: number;
+  /** Extra flags appended to every member's command line. */
+  extraArgs?: string[];
+  /** taskset CPU list for the members (e.g. "1"); undefined = no pinning. */
+  pinCpus?: string;
+  /** Needed for the gRPC readiness probe and leader lookup. */
+  proto: LoadedProto;
+  transport?: TransportKind;
+  /** Parent for the temp dir (default os.tmpdir()). Both targets should use the same filesystem. */
+  baseTmpDir?: string;
+}
+
+export interface Member {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  /** "127.0.0.1:<clientPort>" */
+  endpoint: string;
+  dataDir: string;
+  logFile: string;
+  proc: ChildProcess;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+}
+
+const STOP_GRACE_MS = 5_000;
+const PROBE_INTERVAL_MS = 100;
+const STARTUP_ATTEMPTS = 3;
+
+const liveClusters = new Set<LocalCluster>();
+let handlersInstalled = false;
+
+export class LocalCluster {
+  private stopped = false;
+
+  private constructor(
+    readonly binary: ServerBinary,
+    readonly baseDir: string,
+    readonly members: Member[],
+    private readonly proto: LoadedProto,
+    private readonly transport: TransportKind,
+  ) {}
+
+  /**
+   * Starts `size` members and resolves once every member answers (GET /health = true or a
+   * linearizable Range succeeds). Retries with fresh ports if a member dies during startup
+   * (another process may have grabbed a port between our probe and the server's bind).
+   */
+  static async start(opts: ClusterOptions): Promise<LocalCluster> {
+    if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`cluster size must be >= 1, got ${opts.size}`);
+    installCleanupHandlers();
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= STARTUP_ATTEMPTS; attempt++) {
+      const cluster = await LocalCluster.spawnMembers(opts);
+      try {
+        await cluster.waitHealthy(opts.readyTimeoutMs ?? 60_000);
+        return cluster;
+      } catch (err) {
+        lastError = err;
+        const diedEarly = cluster.members.some((m) => m.exit !== undefined);
+        const logs = cluster.logTails(15);
+        await cluster.stop();
+        if (!diedEarly || attempt === STARTUP_ATTEMPTS) {
+          throw new Error(`${opts.binary.name} cluster of ${opts.size} did not become healthy: ${errText(err)}\n${logs}`);
+        }
+      }
+    }
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  }
+
+  private static async spawnMembers(opts: ClusterOptions): Promise<LocalCluster> {
+    const baseDir = fs.mkdtempSync(path.join(opts.baseTmpDir ?? os.tmpdir(), `tsetcd-bench-${opts.binary.name}-`));
+    const ports = await freePorts(opts.size * 2);
+    const names = Array.from({ length: opts.size }, (_, i) => `m${i}`);
+    const peerUrl = (i: number): string => `http://127.0.0.1:${ports[opts.size + i]!}`;
+    const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+    const members: Member[] = [];
+    const cluster = new LocalCluster(opts.binary, baseDir, members, opts.proto, opts.transport ?? 'h2');
+    liveClusters.add(cluster);
+    for (let i = 0; i < opts.size; i++) {
+      const clientPort = ports[i]!;
+      const clientUrl = `http://127.0.0.1:${clientPort}`;
+      const dataDir = path.join(baseDir, `${names[i]!}.data`);
+      const logFile = path.join(baseDir, `${names[i]!}.log`);
+      const etcdFlags = [
+        '--name', names[i]!,
+        '--data-dir', dataDir,
+        '--listen-client-urls', clientUrl,
+        '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', peerUrl(i),
+        '--initial-advertise-peer-urls', peerUrl(i),
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-token', 'bench',
+        '--initial-cluster-state', 'new',
+        ...(opts.extraArgs ?? []),
+      ];
+      let command = opts.binary.command;
+      let args = [...opts.binary.prefixArgs, ...etcdFlags];
+      if (opts.pinCpus !== undefined) {
+        args = ['-c', opts.pinCpus, command, ...args];
+        command = 'taskset';
+      }
+      const logFd = fs.openSync(logFile, 'a');
+      const proc = spawn(command, args, { stdio: ['ignore', logFd, logFd] });
+      fs.closeSync(logFd); // the child holds its own copy
+      const member: Member = {
+        name: names[i]!,
+        clientPort,
+        peerPort: ports[opts.size + i]!,
+        endpoint: `127.0.0.1:${clientPort}`,
+        dataDir,
+        logFile,
+        proc,
+      };
+      proc.on('exit', (code, signal) => {
+        member.exit = { code, signal };
+      });
+      proc.on('error', (err) => {
+        fs.appendFileSync(logFile, `\n[bench] spawn error: ${err.message}\n`);
+        member.exit ??= { code: -1, signal: null };
+      });
+      members.push(member);
+    }
+    return cluster;
+  }
+
+  endpoints(): string[] {
+    return this.members.map((m) => m.endpoint);
+  }
+
+  pids(): number[] {
+    return this.members.map((m) => m.proc.pid).filter((p): p is number => p !== undefined);
+  }
+
+  /** Members that exited while they should be running. */
+  deadMembers(): Member[] {
+    return this.members.filter((m) => m.exit !== undefined);
+  }
+
+  private async waitHealthy(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const pending = new Set(this.members);
+    while (pending.size > 0) {
+      for (const m of pending) {
+        if (m.exit !== undefined) {
+          throw new Error(`member ${m.name} exited during startup (code ${m.exit.code}, signal ${m.exit.signal})`);
+        }
+      }
+      const results = await Promise.all([...pending].map(async (m) => [m, await this.probe(m)] as const));
+      for (const [m, healthy] of results) if (healthy) pending.delete(m);
+      if (pending.size === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`not healthy after ${timeoutMs} ms: ${[...pending].map((m) => m.name).join(', ')}`);
+      }
+      await sleep(PROBE_INTERVAL_MS);
+    }
+  }
+
+  /** Healthy = GET /health says {"health":"true"} or a linearizable Range succeeds. */
+  private async probe(m: Member): Promise<boolean> {
+    const [viaHttp, viaGrpc] = await Promise.all([
+      httpHealth(m.clientPort, 1_000),
+      callOnce(this.proto, m.endpoint, 'KV', 'Range', { key: Buffer.from('bench-health-probe') }, 1_000, this.transport).then(
+        () => true,
+        () => false,
+      ),
+    ]);
+    return viaHttp || viaGrpc;
+  }
+
+  /**
+   * The leader's client endpoint via Maintenance.Status (leader == header.member_id),
+   * or undefined if the server does not tell.
+   */
+  async findLeader(): Promise<string | undefined> {
+    for (const m of this.members) {
+      try {
+        const st = await callOnce(this.proto, m.endpoint, 'Maintenance', 'Status', {}, 2_000, this.transport);
+        const header = st.header as { member_id?: string } | undefined;
+        if (header?.member_id !== undefined && st.leader !== undefined && String(st.leader) === String(header.member_id)) {
+          return m.endpoint;
+        }
+      } catch {
+        // Status unimplemented or member busy: try the next one.
+      }
+    }
+    return undefined;
+  }
+
+  /** user+system CPU seconds consumed so far by the members and all their descendants. */
+  cpuSeconds(): number {
+    return processTreeCpuSeconds(this.pids());
+  }
+
+  /** Resident memory of the members (and descendants) in bytes. */
+  rssBytes(): number {
+    return processTreeRssBytes(this.pids());
+  }
+
+  logTails(lines: number): string {
+    return this.members
+      .map((m) => {
+        let text = '';
+        try {
+          text = fs.readFileSync(m.logFile, 'utf8');
+        } catch {
+          text = '(no log)';
+        }
+        const tail = text.split('\n').filter((l) => l.length > 0).slice(-lines).join('\n    ');
+        return `  --- ${this.binary.name} ${m.name} log tail (${m.logFile}):\n    ${tail}`;
+      })
+      .join('\n');
+  }
+
+  /** SIGTERM, SIGKILL after 5 s, then remove the data dirs. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all(this.members.map((m) => stopProcess(m)));
+    liveClusters.delete(this);
+    fs.rmSync(this.baseDir, { recursive: true, force: true });
+  }
+
+  /** Synchronous last resort for process 'exit': no waiting possible, so SIGKILL. */
+  killSync(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const m of this.members) {
+      if (m.exit === undefined) m.proc.kill('SIGKILL');
+    }
+    liveClusters.delete(this);
+    try {
+      fs.rmSync(this.baseDir, { recursive: true, force: true });
+    } catch {
+      // Members may still hold files open for a moment; nothing more we can do on exit.
+    }
+  }
+}
+
+async function stopProcess(m: Member): Promise<void> {
+  if (m.exit !== undefined || m.proc.exitCode !== null || m.proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => m.proc.once('exit', () => resolve()));
+  m.proc.kill('SIGTERM');
+  const graceful = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
+  if (!graceful) {
+    m.proc.kill('SIGKILL');
+    await Promise.race([exited, sleep(STOP_GRACE_MS)]);
+  }
+}
+
+/** Stops every cluster started by this process (used by signal handlers and run.ts). */
+export async function stopAllClusters(): Promise<void> {
+  await Promise.all([...liveClusters].map((c) => c.stop()));
+}
+
+function installCleanupHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const onSignal = (signal: NodeJS.Signals, exitCode: number): void => {
+    process.stderr.write(`\n[bench] ${signal}: stopping ${liveClusters.size} cluster(s) and removing data dirs...\n`);
+    void stopAllClusters().finally(() => process.exit(exitCode));
+  };
+  process.once('SIGINT', () => onSignal('SIGINT', 130));
+  process.once('SIGTERM', () => onSignal('SIGTERM', 143));
+  process.on('exit', () => {
+    for (const c of [...liveClusters]) c.killSync();
+  });
+}
+
+// ------------------------------------------------------------------ helpers
+
+/** Reserves `count` distinct free loopback ports (all held open at once, then released). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const srv = net.createServer();
+      servers.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+function httpHealth(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/health', timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve(res.statusCode === 200 && (JSON.parse(body) as { health?: unknown }).health === 'true');
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+let clockTicksPerSecond: number | undefined;
+
+function clkTck(): number {
+  if (clockTicksPerSecond === undefined) {
+    try {
+      clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicksPerSecond = 100;
+    }
+  }
+  return clockTicksPerSecond;
+}
+
+interface ProcStat {
+  ppid: number;
+  cpuTicks: number;
+  rssPages: number;
+}
+
+/** Parses /proc/<pid>/stat; the command name may contain spaces, so split after the last ')'. */
+export function parseProcStat(text: string): ProcStat {
+  const close = text.lastIndexOf(')');
+  if (close < 0) throw new Error('malformed /proc stat line');
+  const fields = text.slice(close + 2).trim().split(/\s+/);
+  // fields[0] is field 3 (state) in proc(5) numbering.
+  const field = (n: number): number => Number(fields[n - 3]);
+  return { ppid: field(4), cpuTicks: field(14) + field(15), rssPages: field(24) };
+}
+
+function readProcStat(pid: number): ProcStat | undefined {
+  try {
+    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined; // exited
+  }
+}
+
+/** The given pids plus all their live descendants. */
+function processTree(rootPids: number[]): number[] {
+  const childrenOf = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return rootPids;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = readProcStat(Number(e));
+    if (st === undefined) continue;
+    const list = childrenOf.get(st.ppid) ?? [];
+    list.push(Number(e));
+    childrenOf.set(st.ppid, list);
+  }
+  const out: number[] = [];
+  const stack = [...rootPids];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    stack.push(...(childrenOf.get(pid) ?? []));
+  }
+  return out;
+}
+
+export function processTreeCpuSeconds(rootPids: number[]): number {
+  let ticks = 0;
+  for (const pid of processTree(rootPids)) ticks += readProcStat(pid)?.cpuTicks ?? 0;
+  return ticks / clkTck();
+}
+
+const PAGE_BYTES = 4096;
+
+export function processTreeRssBytes(rootPids: number[]): number {
+  let pages = 0;
+  for (const pid of processTree(rootPids)) pages += readProcStat(pid)?.rssPages ?? 0;
+  return pages * PAGE_BYTES;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
