@@ -194,13 +194,17 @@ function hex32(value: number): string {
   return '0x' + value.toString(16).padStart(8, '0');
 }
 
-/** True if a self-consistent record header starts at `at` and the whole record fits in `buf`. */
-export function isIntactHeaderAt(buf: Buffer, at: number): boolean {
+/** True if a self-consistent header (known type and flags, matching header crc) starts at `at`. */
+function isValidHeaderAt(buf: Buffer, at: number): boolean {
   if (at + RECORD_HEADER_BYTES > buf.length) return false;
   // Cheap filters first: this runs at every 8-byte position of a damaged tail.
   if (!isKnownType(buf[at + 4]!) || (buf[at + 5]! & ~KNOWN_FLAGS) !== 0) return false;
-  if (crc32c(0, buf, at, at + 12) !== buf.readUInt32LE(at + 12)) return false;
-  return at + recordBytes(buf.readUInt32LE(at)) <= buf.length;
+  return crc32c(0, buf, at, at + 12) === buf.readUInt32LE(at + 12);
+}
+
+/** True if a valid header starts at `at` and the whole record it describes fits in `buf`. */
+export function isIntactHeaderAt(buf: Buffer, at: number): boolean {
+  return isValidHeaderAt(buf, at) && at + recordBytes(buf.readUInt32LE(at)) <= buf.length;
 }
 
 /**
@@ -265,7 +269,12 @@ export function readRecordAt(buf: Buffer, offset: number, seedCrc: number | unde
  * is corruption of acknowledged data rather than a torn final write.
  */
 export function findLaterSyncGroup(buf: Buffer, damagedOffset: number, damagedEpoch: number): number | undefined {
-  for (let at = damagedOffset + RECORD_ALIGN_BYTES; at + RECORD_HEADER_BYTES <= buf.length; at += RECORD_ALIGN_BYTES) {
+  // If only the damaged record's payload is bad, its length is trustworthy: skip the payload,
+  // which may legitimately contain bytes that look like WAL records (an etcd value can).
+  const first = isValidHeaderAt(buf, damagedOffset)
+    ? damagedOffset + recordBytes(buf.readUInt32LE(damagedOffset))
+    : damagedOffset + RECORD_ALIGN_BYTES;
+  for (let at = first; at + RECORD_HEADER_BYTES <= buf.length; at += RECORD_ALIGN_BYTES) {
     if (!isIntactHeaderAt(buf, at)) continue;
     if (buf.readUInt16LE(at + 6) !== damagedEpoch) return at;
     // Same (torn) write: skip the whole intact record rather than re-scanning its payload.

@@ -126,6 +126,28 @@ describe('Wal recovery', () => {
     await opened.wal.close();
   });
 
+  it('is not fooled by WAL-looking bytes inside a torn record\'s payload', async () => {
+    // An etcd value can hold anything, including a copy of a valid WAL record of an older write.
+    const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: SEGMENT_BYTES });
+    const firstRecordAt = wal.tail.offsetBytes;
+    await wal.save(undefined, [entry(1, 1)]);
+    const firstRecordEnd = wal.tail.offsetBytes;
+    await wal.close();
+    const embedded = fs.readFileSync(segmentPath).subarray(firstRecordAt, firstRecordEnd);
+    const reopened = await Wal.open(dir, { segmentSizeBytes: SEGMENT_BYTES });
+    const start = reopened.wal.tail.offsetBytes;
+    // entry payload = 17-byte entry header + data; 7 filler bytes put the copy on the 8-byte grid
+    const value = Buffer.concat([Buffer.alloc(7, 0x61), embedded, Buffer.alloc(40, 0x62)]);
+    await reopened.wal.save(undefined, [{ index: 2, term: 1, type: 0, data: value }]);
+    await reopened.wal.close();
+    const bytes = fs.readFileSync(segmentPath);
+    expect(bytes.subarray(start + 40, start + 40 + embedded.length).equals(embedded)).toBe(true);
+    fs.writeFileSync(segmentPath, bytes.subarray(0, start + 40 + embedded.length + 8)); // torn after the copy
+    const opened = await Wal.open(dir, { segmentSizeBytes: SEGMENT_BYTES });
+    expect(plain(opened.entries)).toEqual(plain([entry(1, 1)]));
+    await opened.wal.close();
+  });
+
   it('refuses to open when a damaged record is followed by a later acknowledged write', async () => {
     const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: SEGMENT_BYTES });
     await wal.save(hardState(1, 1n, 0), entries(1, 3, 1));
