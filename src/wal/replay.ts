@@ -112,7 +112,7 @@ export class Replayer {
         }
         case RecordType.Metadata: {
           const metadata = bytes.subarray(read.payloadStart, read.payloadEnd);
-          if (this.metadata === undefined) this.metadata = Uint8Array.prototype.slice.call(metadata);
+          if (this.metadata === undefined) this.metadata = Buffer.from(metadata);
           else if (!sameBytes(this.metadata, metadata)) throw corrupt('metadata differs from the earlier segments');
           return;
         }

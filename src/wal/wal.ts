@@ -124,7 +124,7 @@ export class Wal {
     await fsp.rm(tempDir, { recursive: true, force: true });
     await fsp.mkdir(tempDir, { mode: 0o700 });
 
-    const metadataCopy = Uint8Array.prototype.slice.call(metadata);
+    const metadataCopy = Buffer.from(metadata);
     const encoder = new BatchEncoder();
     encoder.begin(0, 0);
     writeSegmentHeader(encoder, 0, metadataCopy, undefined, undefined);
