@@ -137,13 +137,27 @@ function collectExplicit(settings: readonly Setting[]): Explicit {
   return ex;
 }
 
+/** Comparable text of a typed value (lists by element text, maps by sorted entries). */
+function valueKey(v: FlagValue): string {
+  if (Array.isArray(v)) return v.map(String).join(',');
+  if (v instanceof Map) return [...v.entries()].map(([k, b]) => `${k}=${String(b)}`).sort().join(',');
+  return String(v);
+}
+
+/**
+ * Deprecations always warn. A flag tsetcd does not implement warns when its value differs from
+ * etcd's default: asking for the default (`auto-tls: false` in etcd's sample file) asks for
+ * nothing tsetcd fails to do.
+ */
 function settingWarnings(ex: Explicit, warnings: string[]): void {
   const all = [...ex.byCanonical.values(), ...ex.gateFlags.values()];
   const ordered = all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const s of ordered) {
     const spec = getFlag(s.name);
     if (spec.deprecation !== undefined) warnings.push(spec.deprecation);
-    if (!spec.implemented) warnings.push(`flag --${s.name} is accepted but not implemented by tsetcd yet; it has no effect`);
+    if (!spec.implemented && valueKey(s.value) !== valueKey(defaultValue(spec))) {
+      warnings.push(`flag --${s.name} is accepted but not implemented by tsetcd yet; it has no effect`);
+    }
   }
 }
 
