@@ -284,14 +284,17 @@ function rangeLoad(proto: LoadedProto, spec: Extract<WorkloadSpec, { kind: 'rang
 function txnPutLoad(proto: LoadedProto, spec: Extract<WorkloadSpec, { kind: 'txn-put' }>): UnaryLoad {
   validateKeyOptions(spec);
   assertPositiveInt('txn-ops', spec.txnOps);
+  if (spec.txnOps > spec.keySpaceSize) throw new Error('txn-ops must not exceed key-space-size (keys in one txn must differ)');
   const codec = methodCodec(proto, 'KV', 'Txn');
   const value = crypto.randomBytes(spec.valSizeBytes);
   return {
     methodPath: codec.path,
     makeRequest: (seq) => {
+      // Consecutive indexes from one base: etcd rejects a txn that puts the same key twice.
+      const base = keyIndexFor(seq * spec.txnOps, spec);
       const success = [];
       for (let op = 0; op < spec.txnOps; op++) {
-        const index = keyIndexFor(seq * spec.txnOps + op, spec);
+        const index = (base + op) % spec.keySpaceSize;
         success.push({ request_put: { key: benchKey(index, spec.keySizeBytes), value } });
       }
       return codec.serialize({ success });

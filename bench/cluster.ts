@@ -79,12 +79,19 @@ export interface Member {
 const STOP_GRACE_MS = 5_000;
 const PROBE_INTERVAL_MS = 100;
 const STARTUP_ATTEMPTS = 3;
+const PORT_IN_USE = /address already in use|EADDRINUSE/i;
 
 const liveClusters = new Set<LocalCluster>();
 let handlersInstalled = false;
+let shuttingDown = false;
+
+/** True once SIGINT/SIGTERM was received: callers should stop starting new work. */
+export function shutdownRequested(): boolean {
+  return shuttingDown;
+}
 
 export class LocalCluster {
-  private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   private constructor(
     readonly binary: ServerBinary,
@@ -96,12 +103,12 @@ export class LocalCluster {
 
   /**
    * Starts `size` members and resolves once every member answers (GET /health = true or a
-   * linearizable Range succeeds). Retries with fresh ports if a member dies during startup
-   * (another process may have grabbed a port between our probe and the server's bind).
+   * linearizable Range succeeds). Retries with fresh ports if a member dies because a port
+   * is taken (another process may grab it between our probe and the server's bind).
    */
   static async start(opts: ClusterOptions): Promise<LocalCluster> {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new Error(`cluster size must be >= 1, got ${opts.size}`);
-    installCleanupHandlers();
+    if (shuttingDown) throw new Error('shutting down: not starting another cluster');
     let lastError: unknown;
     for (let attempt = 1; attempt <= STARTUP_ATTEMPTS; attempt++) {
       const cluster = await LocalCluster.spawnMembers(opts);
@@ -110,10 +117,10 @@ export class LocalCluster {
         return cluster;
       } catch (err) {
         lastError = err;
-        const diedEarly = cluster.members.some((m) => m.exit !== undefined);
         const logs = cluster.logTails(15);
+        const lostPortRace = cluster.members.some((m) => m.exit !== undefined) && PORT_IN_USE.test(logs);
         await cluster.stop();
-        if (!diedEarly || attempt === STARTUP_ATTEMPTS) {
+        if (!lostPortRace || attempt === STARTUP_ATTEMPTS) {
           throw new Error(`${opts.binary.name} cluster of ${opts.size} did not become healthy: ${errText(err)}\n${logs}`);
         }
       }
@@ -129,7 +136,7 @@ export class LocalCluster {
     const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
     const members: Member[] = [];
     const cluster = new LocalCluster(opts.binary, baseDir, members, opts.proto, opts.transport ?? 'h2');
-    liveClusters.add(cluster);
+    trackCluster(cluster);
     for (let i = 0; i < opts.size; i++) {
       const clientPort = ports[i]!;
       const clientUrl = `http://127.0.0.1:${clientPort}`;
@@ -225,10 +232,14 @@ export class LocalCluster {
    * The leader's client endpoint via Maintenance.Status (leader == header.member_id),
    * or undefined if the server does not tell.
    */
-  async findLeader(): Promise<string | undefined> {
-    for (const m of this.members) {
+  findLeader(): Promise<string | undefined> {
+    return this.findLeaderAmong(this.members, 2_000);
+  }
+
+  private async findLeaderAmong(members: Member[], timeoutMs: number): Promise<string | undefined> {
+    for (const m of members) {
       try {
-        const st = await callOnce(this.proto, m.endpoint, 'Maintenance', 'Status', {}, 2_000, this.transport);
+        const st = await callOnce(this.proto, m.endpoint, 'Maintenance', 'Status', {}, timeoutMs, this.transport);
         const header = st.header as { member_id?: string } | undefined;
         if (header?.member_id !== undefined && st.leader !== undefined && String(st.leader) === String(header.member_id)) {
           return m.endpoint;
@@ -265,21 +276,30 @@ export class LocalCluster {
       .join('\n');
   }
 
-  /** SIGTERM, SIGKILL after 5 s, then remove the data dirs. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    await Promise.all(this.members.map((m) => stopProcess(m)));
-    liveClusters.delete(this);
-    fs.rmSync(this.baseDir, { recursive: true, force: true });
+  /**
+   * SIGTERM, SIGKILL after 5 s, then remove the data dirs. Every caller (suite code and
+   * signal handler alike) awaits the same completion, so nobody exits half-way.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      // One at a time, current leader first: a leader stopped after its followers are gone
+      // cannot hand over leadership and etcd then waits ~5 s before giving up on it.
+      for (;;) {
+        const live = this.members.filter((m) => m.exit === undefined && m.proc.exitCode === null && m.proc.signalCode === null);
+        if (live.length === 0) break;
+        const leader = live.length > 1 ? await this.findLeaderAmong(live, 1_000) : undefined;
+        await stopProcess(live.find((m) => m.endpoint === leader) ?? live[0]!);
+      }
+      fs.rmSync(this.baseDir, { recursive: true, force: true });
+      untrackCluster(this);
+    })();
+    return this.stopping;
   }
 
   /** Synchronous last resort for process 'exit': no waiting possible, so SIGKILL. */
   killSync(): void {
-    if (this.stopped) return;
-    this.stopped = true;
     for (const m of this.members) {
-      if (m.exit === undefined) m.proc.kill('SIGKILL');
+      if (m.exit === undefined && m.proc.exitCode === null && m.proc.signalCode === null) m.proc.kill('SIGKILL');
     }
     liveClusters.delete(this);
     try {
@@ -306,18 +326,45 @@ export async function stopAllClusters(): Promise<void> {
   await Promise.all([...liveClusters].map((c) => c.stop()));
 }
 
-function installCleanupHandlers(): void {
+function onSigint(): void {
+  onShutdownSignal('SIGINT', 130);
+}
+
+function onSigterm(): void {
+  onShutdownSignal('SIGTERM', 143);
+}
+
+function onShutdownSignal(signal: NodeJS.Signals, exitCode: number): void {
+  shuttingDown = true;
+  process.stderr.write(`\n[bench] ${signal}: stopping ${liveClusters.size} cluster(s) and removing data dirs...\n`);
+  void stopAllClusters().finally(() => process.exit(exitCode));
+}
+
+function onExit(): void {
+  for (const c of [...liveClusters]) c.killSync();
+}
+
+/**
+ * Signal handlers are installed only while a cluster is alive: a listener replaces Node's
+ * default "exit on SIGINT/SIGTERM", which must stay untouched for a host process (e.g. a
+ * test runner) once our servers are gone.
+ */
+function trackCluster(c: LocalCluster): void {
+  liveClusters.add(c);
   if (handlersInstalled) return;
   handlersInstalled = true;
-  const onSignal = (signal: NodeJS.Signals, exitCode: number): void => {
-    process.stderr.write(`\n[bench] ${signal}: stopping ${liveClusters.size} cluster(s) and removing data dirs...\n`);
-    void stopAllClusters().finally(() => process.exit(exitCode));
-  };
-  process.once('SIGINT', () => onSignal('SIGINT', 130));
-  process.once('SIGTERM', () => onSignal('SIGTERM', 143));
-  process.on('exit', () => {
-    for (const c of [...liveClusters]) c.killSync();
-  });
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+  process.on('exit', onExit);
+}
+
+function untrackCluster(c: LocalCluster): void {
+  liveClusters.delete(c);
+  if (liveClusters.size > 0 || !handlersInstalled || shuttingDown) return;
+  handlersInstalled = false;
+  process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigterm);
+  process.off('exit', onExit);
 }
 
 // ------------------------------------------------------------------ helpers

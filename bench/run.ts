@@ -28,6 +28,7 @@ import {
   LocalCluster,
   binaryVersion,
   etcdBinary,
+  shutdownRequested,
   stopAllClusters,
   tsetcdBinary,
   type ServerBinary,
@@ -359,6 +360,7 @@ async function runTargetCluster(
     }
 
     for (const w of workloads) {
+      if (shutdownRequested()) return;
       const dead = cluster.deadMembers();
       if (dead.length > 0) {
         const why = `member(s) ${dead.map((m) => `${m.name} (exit ${m.exit?.code ?? m.exit?.signal})`).join(', ')} died`;
@@ -399,7 +401,8 @@ async function runTargetCluster(
       }
       const cpu = process.cpuUsage(cpuBefore);
       record.clientCpuSec = (cpu.user + cpu.system) / 1e6;
-      record.serverCpuSec = cluster.cpuSeconds() - serverCpuBefore;
+      // Clamped: a member that exits mid-run takes its CPU counters with it.
+      record.serverCpuSec = Math.max(0, cluster.cpuSeconds() - serverCpuBefore);
       record.serverRssBytes = cluster.rssBytes();
       records.push(record);
       log(formatRecord(record));
@@ -554,7 +557,10 @@ export async function runSuite(opts: SuiteOptions): Promise<{ records: RunRecord
     // Alternate the order each round so slow drift (page cache, thermal) hits both targets equally.
     const order = round % 2 === 0 ? runnable : [...runnable].reverse();
     for (const size of opts.clusterSizes) {
-      for (const target of order) await runTargetCluster(target, size, round, workloads, proto, opts, records);
+      for (const target of order) {
+        if (shutdownRequested()) throw new Error('interrupted');
+        await runTargetCluster(target, size, round, workloads, proto, opts, records);
+      }
     }
   }
 

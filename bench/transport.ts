@@ -100,6 +100,8 @@ export function frameMessage(message: Buffer): Buffer {
 export class MessageDeframer {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes needed before the next message is complete (5 until its header is known). */
+  private neededBytes = 5;
 
   constructor(private readonly onMessage: (message: Buffer) => void) {}
 
@@ -114,15 +116,21 @@ export class MessageDeframer {
     }
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    this.drain();
+    // Concatenate only once enough bytes are buffered, so a large message arriving in many
+    // small chunks costs linear, not quadratic, copying.
+    if (this.pendingBytes >= this.neededBytes) this.drain();
   }
 
   private drain(): void {
     let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.neededBytes = 5;
     while (buf.length >= 5) {
       if (buf[0] !== 0) throw new Error('compressed gRPC message received but compression was not negotiated');
       const len = buf.readUInt32BE(1);
-      if (buf.length < 5 + len) break;
+      if (buf.length < 5 + len) {
+        this.neededBytes = 5 + len;
+        break;
+      }
       this.onMessage(buf.subarray(5, 5 + len));
       buf = buf.subarray(5 + len);
     }
