@@ -12,7 +12,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import type { InitialClusterMember } from './config.js';
+import type { EtcdConfig, InitialClusterMember } from './config.js';
 import { ConfigError, ValueError, goQuote, goQuoteList } from './errors.js';
 import { parseEtcdUrl, splitHostPort } from './url.js';
 
@@ -21,6 +21,15 @@ export interface BootstrapInput {
   initialCluster: readonly InitialClusterMember[];
   /** etcd string forms of --initial-advertise-peer-urls, sorted. */
   initialAdvertisePeerUrls: readonly string[];
+}
+
+/** The part of the config that the bootstrap checks look at. */
+export function bootstrapInputOf(cfg: Pick<EtcdConfig, 'name' | 'initialCluster' | 'initialAdvertisePeerUrls'>): BootstrapInput {
+  return {
+    name: cfg.name,
+    initialCluster: cfg.initialCluster,
+    initialAdvertisePeerUrls: cfg.initialAdvertisePeerUrls.map((u) => u.text),
+  };
 }
 
 /**

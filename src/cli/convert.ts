@@ -36,7 +36,9 @@ export function convertText(spec: FlagSpec, text: string): FlagValue {
     case 'duration':
       return durationTextToMs(text);
     case 'url-list':
-      return text === '' ? [] : parseEtcdUrlList(text);
+      // etcd's URL flags treat an empty value as "keep the current (default) list".
+      if (text === '') return spec.default === '' ? [] : parseEtcdUrlList(spec.default);
+      return parseEtcdUrlList(text);
     case 'string-list':
       return parseUniqueStringList(text);
     case 'enum':

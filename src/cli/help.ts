@@ -60,6 +60,11 @@ function describeFlag(f: FlagSpec): string {
   return lines.join('\n');
 }
 
+/** The short usage block printed after a command-line syntax error (as Go's flag package does for etcd). */
+export function usageText(): string {
+  return USAGE;
+}
+
 /** The full `--help` text. */
 export function helpText(): string {
   const sections = GROUP_ORDER.map((group) => {

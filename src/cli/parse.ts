@@ -7,11 +7,7 @@
  */
 import { join } from 'node:path';
 import { scanArgs } from './argv.js';
-import {
-  checkBootstrapSync,
-  isDataDirInitialized,
-  parseInitialCluster,
-} from './bootstrap.js';
+import { bootstrapInputOf, checkBootstrapSync, isDataDirInitialized, parseInitialCluster } from './bootstrap.js';
 import {
   DEFAULT_BACKEND_BATCH_INTERVAL_MS,
   DEFAULT_BACKEND_BATCH_LIMIT,
@@ -552,13 +548,8 @@ function miscWarnings(cfg: EtcdConfig, warnings: string[]): void {
 /** Bootstrap flags matter only for a member that does not exist yet. */
 function checkBootstrap(cfg: EtcdConfig, opts: ParseOptions, warnings: string[]): void {
   const initialized = opts.dataDirInitialized ?? isDataDirInitialized(cfg.dataDir, cfg.walDir);
-  const input = {
-    name: cfg.name,
-    initialCluster: cfg.initialCluster,
-    initialAdvertisePeerUrls: cfg.initialAdvertisePeerUrls.map((u) => u.text),
-  };
   try {
-    checkBootstrapSync(input);
+    checkBootstrapSync(bootstrapInputOf(cfg));
   } catch (e) {
     if (!(e instanceof ConfigError) || !initialized) throw e;
     warnings.push(`data dir ${cfg.dataDir} already holds a member, so the bootstrap flags are ignored (they would fail: ${e.message})`);

@@ -56,6 +56,14 @@ export class EtcdUrl {
     return this.host !== '' ? this.host + this.path : this.path;
   }
 
+  /**
+   * A WHATWG URL for APIs that need one (fetch, http.request). Mind that it drops a default
+   * port from `.port` and adds a trailing '/' to `.href`; use `text`/`port` for etcd semantics.
+   */
+  toURL(): URL {
+    return new URL(this.text);
+  }
+
   toString(): string {
     return this.text;
   }

@@ -197,6 +197,11 @@ describe('Go flag syntax', () => {
     expect(cfg(['--name', '-weird']).name).toBe('-weird');
   });
 
+  it('an empty URL list keeps the default, as etcd\'s URL flags do', () => {
+    expect(cfg(['--listen-peer-urls=']).listenPeerUrls.map(String)).toEqual(['http://localhost:2380']);
+    expect(cfg(['--listen-metrics-urls=']).listenMetricsUrls).toEqual([]);
+  });
+
   it('the last occurrence wins', () => {
     expect(cfg(['--name', 'a', '--name', 'b']).name).toBe('b');
   });

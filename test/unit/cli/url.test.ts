@@ -14,6 +14,8 @@ describe('parseEtcdUrl', () => {
     expect(u.hostname).toBe('10.0.0.1');
     expect(u.host).toBe('10.0.0.1:80');
     expect(u.secure).toBe(false);
+    // The WHATWG form differs, which is why EtcdUrl exists.
+    expect(u.toURL().href).toBe('http://10.0.0.1/');
   });
 
   it('handles https, IPv6, localhost, upper-case schemes and surrounding spaces', () => {
