@@ -374,6 +374,9 @@ function validateTlsVersions(v: Values): void {
   if (min === 'TLS1.3' && v.list('cipher-suites').length > 0) {
     throw new ConfigError('cipher suites cannot be configured when only TLS1.3 is enabled');
   }
+}
+
+function validateCompactHashCheck(v: Values): void {
   if (v.num('compact-hash-check-time') <= 0) {
     const ns = BigInt(Math.round(v.num('compact-hash-check-time') * 1e6));
     throw new ConfigError(`--compact-hash-check-time must be >0 (set to ${formatGoDuration(ns)})`);
@@ -562,6 +565,38 @@ function namesOf(settings: readonly { name: string }[]): Set<string> {
   return new Set(settings.map((s) => s.name));
 }
 
+interface Gathered {
+  settings: Setting[];
+  configFile: string;
+  clientAllowedCn: string[];
+  clientSkipSan: boolean;
+}
+
+/** Explicit settings from the config file if there is one (etcd then ignores flags and env), else flags + env. */
+function gatherSettings(cli: readonly Setting[], env: NodeJS.ProcessEnv, warnings: string[]): Gathered {
+  const cliNames = namesOf(cli);
+  const configFile = [...cli].reverse().find((s) => s.name === 'config-file')?.text ?? env['ETCD_CONFIG_FILE'] ?? '';
+  if (configFile === '') {
+    const fromEnv = envSettings(env, cliNames, warnings);
+    return { settings: [...cli.filter((s) => s.name !== 'config-file'), ...fromEnv], configFile, clientAllowedCn: [], clientSkipSan: false };
+  }
+  const loaded = loadConfigFile(configFile);
+  warnings.push(...loaded.warnings);
+  const ignored = [
+    ...[...cliNames].filter((n) => n !== 'config-file').map((n) => `--${n}`),
+    ...Object.keys(env).filter((k) => k.startsWith('ETCD_') && k !== 'ETCD_CONFIG_FILE').sort(),
+  ];
+  if (ignored.length > 0) {
+    warnings.push(`configuration is read from ${configFile}; these command-line flags and environment variables are ignored: ${ignored.join(', ')}`);
+  }
+  return {
+    settings: loaded.settings.map((s) => ({ name: s.name, text: s.text, value: s.value, source: 'config-file' as const })),
+    configFile,
+    clientAllowedCn: loaded.clientAllowedCn,
+    clientSkipSan: loaded.clientSkipClientSanVerification,
+  };
+}
+
 /**
  * Parse etcd-style arguments (without the program name) and environment.
  * Returns the config and warnings to log, or a help/version action; throws ConfigError.
@@ -585,28 +620,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opt
   const warnings: string[] = [];
   for (const legacy of scanned.legacyIgnored) warnings.push(`flag --${legacy} is obsolete (etcd 0.4) and ignored`);
 
-  const configFile = cliLast.get('config-file')?.text ?? env['ETCD_CONFIG_FILE'] ?? '';
-  let settings: Setting[];
-  let clientAllowedCn: string[] = [];
-  let clientSkipSan = false;
-  if (configFile !== '') {
-    const loaded = loadConfigFile(configFile);
-    settings = loaded.settings.map((s) => ({ name: s.name, text: s.text, value: s.value, source: 'config-file' as const }));
-    warnings.push(...loaded.warnings);
-    clientAllowedCn = loaded.clientAllowedCn;
-    clientSkipSan = loaded.clientSkipClientSanVerification;
-    const ignored = [
-      ...[...cliLast.keys()].filter((n) => n !== 'config-file').map((n) => `--${n}`),
-      ...Object.keys(env).filter((k) => k.startsWith('ETCD_') && k !== 'ETCD_CONFIG_FILE').sort(),
-    ];
-    if (ignored.length > 0) {
-      warnings.push(`configuration is read from ${configFile}; these command-line flags and environment variables are ignored: ${ignored.join(', ')}`);
-    }
-  } else {
-    const env_ = envSettings(env, namesOf(cli), warnings);
-    settings = [...cli.filter((s) => s.name !== 'config-file'), ...env_];
-  }
-
+  const { settings, configFile, clientAllowedCn, clientSkipSan } = gatherSettings(cli, env, warnings);
   const explicit = collectExplicit(settings);
   settingWarnings(explicit, warnings);
   const flagValues = mergeValues(explicit);
@@ -620,6 +634,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, opt
   validateTimeouts(v);
   validateAdvertiseClient(v, configFile !== '', warnings);
   const compaction = validateCompaction(v);
+  validateCompactHashCheck(v);
   validateTlsVersions(v);
   const etcdVersion = validateEtcdVersion(v.str('etcd-version'));
   const auth = validateAuth(v, warnings);
