@@ -1,0 +1,98 @@
+import * as grpc from '@grpc/grpc-js';
+import type { EtcdServer } from '../server/server.js';
+import { RequestKind } from '../server/request.js';
+import { big, toLong, type Msg } from '../server/pb.js';
+import { Errors } from '../server/errors.js';
+import { serviceDefinition, unary, RAW, grpcError, unimplemented } from './grpc.js';
+
+// Maintenance service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader, Snapshot.
+
+export function maintenanceService(server: EtcdServer): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
+  const m = server.metrics;
+  const sm = server.stateMachine;
+  const svc = 'etcdserverpb.Maintenance';
+
+  function status(): Msg {
+    const sizes = sm.dbSizes();
+    const v = server.cfg.etcdVersion;
+    return {
+      header: sm.header(),
+      version: v,
+      dbSize: sizes.totalBytes,
+      leader: toLong(server.leader),
+      raftIndex: server.committed,
+      raftTerm: server.term,
+      raftAppliedIndex: server.applied,
+      errors: server.fatal ? [server.fatal.message] : sm.alarms().map((a) => `memberID:${a.memberId.toString()} alarm:${a.alarmName}`),
+      dbSizeInUse: sizes.inUseBytes,
+      isLearner: server.isLearner,
+      storageVersion: v.split('.').slice(0, 2).join('.') + '.0',
+      dbSizeQuota: server.cfg.quotaBackendBytes,
+    };
+  }
+
+  async function alarm(req: Msg): Promise<Msg> {
+    const action = Number(req.action ?? 0); // 0 GET, 1 ACTIVATE, 2 DEACTIVATE
+    if (action === 0) {
+      const memberId = big(req.memberID);
+      const alarmType = Number(req.alarm ?? 0);
+      const list = sm.alarms().filter((a) => (memberId === 0n || a.memberId === memberId) && (alarmType === 0 || a.alarm === alarmType));
+      return { header: sm.header(), alarms: list.map((a) => ({ memberID: toLong(a.memberId), alarm: a.alarm })) };
+    }
+    return (await server.propose(RequestKind.Alarm, req[RAW] as Buffer, req)) as Msg;
+  }
+
+  async function defragment(): Promise<Msg> {
+    const start = performance.now();
+    await sm.defragment();
+    m.backendDefragSeconds.observe((performance.now() - start) / 1000);
+    return { header: sm.header() };
+  }
+
+  async function hash(): Promise<Msg> {
+    return { header: sm.header(), hash: await sm.backendHash() };
+  }
+
+  async function hashKV(req: Msg): Promise<Msg> {
+    const r = await sm.hashKV(Number(req.revision ?? 0));
+    return { header: sm.header(), hash: r.hash, compact_revision: r.compactRevision, hash_revision: r.hashRevision };
+  }
+
+  async function moveLeader(req: Msg): Promise<Msg> {
+    const target = big(req.targetID);
+    if (!server.isLeader) throw Errors.notLeader();
+    const member = server.membership.get(target);
+    if (!member || member.isLearner || target === server.memberId) throw Errors.badLeaderTransferee();
+    await server.transferLeadership(target);
+    return { header: sm.header() };
+  }
+
+  const snapshot: grpc.handleServerStreamingCall<Msg, Msg> = (call) => {
+    call.emit('error', unimplemented('Maintenance.Snapshot (etcdctl snapshot save)'));
+  };
+
+  const downgrade = unary(m, svc, 'Downgrade', () => {
+    throw unimplementedError('Maintenance.Downgrade');
+  });
+
+  return {
+    def: serviceDefinition(svc),
+    impl: {
+      Status: unary(m, svc, 'Status', status),
+      Alarm: unary(m, svc, 'Alarm', alarm),
+      Defragment: unary(m, svc, 'Defragment', defragment),
+      Hash: unary(m, svc, 'Hash', hash),
+      HashKV: unary(m, svc, 'HashKV', hashKV),
+      MoveLeader: unary(m, svc, 'MoveLeader', moveLeader),
+      Snapshot: snapshot,
+      Downgrade: downgrade,
+    },
+  };
+}
+
+function unimplementedError(what: string): Error {
+  const e = unimplemented(what);
+  return Object.assign(e, { grpcMapped: true, code: grpc.status.UNIMPLEMENTED, message: e.message });
+}
+
+export { grpcError };

@@ -1,0 +1,154 @@
+import type http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import {
+  parseConfig, ConfigError, usageText, isDataDirInitialized, verifyBootstrap, bootstrapInputOf, type EtcdConfig, type ParseResult,
+} from './cli/index.js';
+import { loggerFromConfig, type Logger } from './log/logger.js';
+import { EtcdServer, type ServerConfig } from './server/server.js';
+import { ServerMetrics } from './server/metrics.js';
+import { idToHex } from './server/ids.js';
+import { listenClientUrl, type ClientListener } from './api/listener.js';
+import { httpHandler } from './api/http.js';
+import { registerServices } from './api/services.js';
+import { startPeerListeners, type PeerListener } from './peer/listener.js';
+
+// `tsetcd [etcd flags]`: parse the configuration as etcd does, start the member, open the
+// client, metrics and peer listeners, and stop gracefully on SIGINT/SIGTERM.
+
+export function toServerConfig(c: EtcdConfig): ServerConfig {
+  return {
+    name: c.name,
+    dataDir: c.dataDir,
+    walDir: c.walDir,
+    initialCluster: c.initialCluster.map((m) => ({ name: m.name, peerUrls: [...m.peerUrls] })),
+    initialClusterToken: c.initialClusterToken,
+    initialClusterState: c.initialClusterState,
+    initialAdvertisePeerUrls: c.initialAdvertisePeerUrls.map((u) => u.text),
+    advertiseClientUrls: c.advertiseClientUrls.map((u) => u.text),
+    heartbeatIntervalMs: c.heartbeatIntervalMs,
+    electionTimeoutMs: c.electionTimeoutMs,
+    snapshotCount: c.snapshotCount,
+    maxTxnOps: c.maxTxnOps,
+    maxRequestBytes: c.maxRequestBytes,
+    quotaBackendBytes: c.quotaBackendBytes,
+    backendBatchIntervalMs: c.backendBatchIntervalMs,
+    backendBatchLimit: c.backendBatchLimit,
+    preVote: c.preVote,
+    strictReconfigCheck: c.strictReconfigCheck,
+    unsafeNoFsync: c.unsafeNoFsync,
+    etcdVersion: c.etcdVersion,
+    maxLearners: c.maxLearners,
+  };
+}
+
+export interface RunningMember {
+  server: EtcdServer;
+  stop(): Promise<void>;
+}
+
+/** Starts a member from a parsed configuration (used by main and by in-process tests). */
+export async function startMember(config: EtcdConfig, logger: Logger): Promise<RunningMember> {
+  const metrics = new ServerMetrics();
+  const server = await EtcdServer.start(toServerConfig(config), logger, metrics);
+  const grpcServer = new grpc.Server({
+    // etcd: the gRPC receive limit is --max-request-bytes plus 512 KiB of envelope, so an
+    // oversized request still reaches the server and gets etcd's "request is too large".
+    'grpc.max_receive_message_length': config.maxRequestBytes + 512 * 1024,
+    'grpc.max_send_message_length': 2 ** 31 - 1,
+    'grpc.keepalive_time_ms': config.grpcKeepaliveIntervalMs,
+    'grpc.keepalive_timeout_ms': config.grpcKeepaliveTimeoutMs,
+    'grpc.http2.min_ping_interval_without_data_ms': config.grpcKeepaliveMinTimeMs,
+    'grpc.max_concurrent_streams': 2 ** 31 - 1,
+  });
+  registerServices(grpcServer, server);
+  const handler: http.RequestListener = httpHandler({ server });
+  const listeners: ClientListener[] = [];
+  const peers: PeerListener[] = [];
+  try {
+    for (const url of config.listenClientUrls) {
+      listeners.push(await listenClientUrl(url, { grpcServer, httpHandler: handler, logger }));
+      logger.info('serving client traffic', { address: url.text });
+    }
+    for (const url of config.listenMetricsUrls) {
+      listeners.push(await listenClientUrl(url, { httpHandler: handler, logger }));
+      logger.info('serving metrics and health', { address: url.text });
+    }
+    peers.push(...(await startPeerListeners(config.listenPeerUrls, server, logger)));
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await Promise.all(peers.map((p) => p.close()));
+    await server.stop(0);
+    throw e;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    stop: () =>
+      (stopping ??= (async () => {
+        // Stop accepting first, then let in-flight requests finish, then flush and close.
+        await Promise.all(listeners.map((l) => l.close()));
+        await server.stop();
+        await Promise.all(peers.map((p) => p.close()));
+        grpcServer.forceShutdown();
+      })()),
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let parsed: ParseResult;
+  try {
+    parsed = parseConfig(argv, process.env);
+    if (parsed.action === 'run' && !isDataDirInitialized(parsed.config.dataDir, parsed.config.walDir)) {
+      await verifyBootstrap(bootstrapInputOf(parsed.config));
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n${e.showUsage ? usageText() : ''}`);
+      process.exit(e.exitCode);
+    }
+    throw e;
+  }
+  if (parsed.action !== 'run') {
+    process.stdout.write(parsed.text);
+    process.exit(0);
+  }
+  const { config, warnings } = parsed;
+  const logger = loggerFromConfig(config);
+  for (const w of warnings) logger.warn(w);
+  logger.info('starting tsetcd', {
+    'etcd-version': config.etcdVersion, name: config.name, 'data-dir': config.dataDir, 'wal-dir': config.walDir,
+    'listen-client-urls': config.listenClientUrls.map((u) => u.text), 'listen-peer-urls': config.listenPeerUrls.map((u) => u.text),
+    'node-version': process.version, pid: process.pid,
+  });
+  let member: RunningMember;
+  try {
+    member = await startMember(config, logger);
+  } catch (e) {
+    logger.error('failed to start', { error: (e as Error).message });
+    process.stderr.write(`tsetcd: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  logger.info('ready to serve client requests', { 'local-member-id': idToHex(member.server.memberId) });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      logger.warn('second signal; exiting now', { signal: sig });
+      process.exit(1);
+    }
+    logger.info('received signal; shutting down', { signal: sig });
+    const force = setTimeout(() => {
+      logger.error('graceful shutdown took too long; exiting');
+      process.exit(1);
+    }, 15_000);
+    force.unref();
+    member.stop().then(
+      () => process.exit(0),
+      (e: Error) => {
+        logger.error('error during shutdown', { error: e.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,840 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { RawNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
+import {
+  ConfChangeType, EntryType, StateType, NONE,
+  type ConfChange, type ConfState, type Entry, type NodeId, type Ready, type ReadState,
+} from '../raft/types.js';
+import { Wal } from '../wal/index.js';
+import type { Logger } from '../log/logger.js';
+import { Errors, ServerError } from './errors.js';
+import { computeMemberId, idToHex } from './ids.js';
+import { bootstrapMembers, decodeMember, encodeMember, Membership, type InitialMember, type Member } from './membership.js';
+import type { ServerMetrics } from './metrics.js';
+import { decodeHeader, decodePayload, encodePayload, encodeRequest, payloadOf, RequestIdGenerator, RequestKind } from './request.js';
+import { NoopTransport, type Transport } from './transport.js';
+import { AppliedIndexWaits, ProposalWaits } from './wait.js';
+import { StateMachine } from './state-machine.js';
+import { toLong, type Msg } from './pb.js';
+
+export interface ServerConfig {
+  name: string;
+  dataDir: string;
+  walDir: string;
+  initialCluster: InitialMember[];
+  initialClusterToken: string;
+  initialClusterState: 'new' | 'existing';
+  initialAdvertisePeerUrls: string[];
+  advertiseClientUrls: string[];
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  snapshotCount: number;
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  quotaBackendBytes: number;
+  backendBatchIntervalMs: number;
+  backendBatchLimit: number;
+  preVote: boolean;
+  strictReconfigCheck: boolean;
+  unsafeNoFsync: boolean;
+  etcdVersion: string;
+  maxLearners: number;
+}
+
+/** etcd rejects new proposals when the apply loop lags this far behind commit. */
+const MAX_APPLY_LAG_ENTRIES = 5000;
+/** Entries kept in memory after a snapshot so slow followers can catch up without one. */
+const SNAPSHOT_CATCHUP_ENTRIES = 5000;
+/** How often the leader looks for expired leases. */
+const LEASE_CHECK_INTERVAL_MS = 500;
+/** Expired leases revoked per check (etcd revokes in bounded batches too). */
+const LEASE_REVOKE_BATCH = 500;
+/** etcd's default lease checkpoint interval: 5 minutes. */
+const LEASE_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
+/** How long a linearizable read waits for its ReadIndex before asking again. */
+const READ_INDEX_RETRY_MS = 500;
+
+interface PendingRead {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  deadlineMs: number;
+}
+
+/**
+ * The member: owns the Raft node, the WAL, the state machine (MVCC over LevelDB), and the
+ * ready loop that ties them together. The path of a write:
+ *   propose() -> RawNode.propose -> Ready{entries} -> WAL save (one fdatasync per Ready:
+ *   group commit) -> MemoryStorage.append -> Ready{committedEntries} -> apply queue ->
+ *   StateMachine.apply (one LevelDB batch per backend interval) -> waiter resolved -> response.
+ */
+export class EtcdServer {
+  readonly memberId: bigint;
+  readonly membership: Membership;
+  readonly stateMachine: StateMachine;
+  transport: Transport = new NoopTransport();
+
+  private readonly node: RawNode;
+  private readonly storage: MemoryStorage;
+  private readonly wal: Wal;
+  private readonly waits = new ProposalWaits();
+  private readonly appliedWaits = new AppliedIndexWaits();
+  private readonly localDecoded = new Map<number, Msg>();
+  private readonly idGen: RequestIdGenerator;
+  private readonly requestTimeoutMs: number;
+
+  private leaderId: NodeId = NONE;
+  private raftState: StateType = StateType.Follower;
+  private currentTerm = 0;
+  private committedIndex = 0;
+  private appliedIndex = 0;
+  private snapshotIndex = 0;
+  private confState: ConfState = { voters: [], learners: [] };
+  private leaderChangedAtMs = Date.now();
+
+  private readyScheduled = false;
+  private inReadyLoop = false;
+  private applyChain: Promise<void> = Promise.resolve();
+  private tickTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private fatalError?: Error;
+
+  private pendingReads: PendingRead[] = [];
+  private readInFlight?: { ctx: Buffer; batch: PendingRead[]; sentAtMs: number };
+  private readCounter = 0;
+  private readonly leaderWatchers = new Set<() => void>();
+
+  private constructor(
+    readonly cfg: ServerConfig,
+    readonly logger: Logger,
+    readonly metrics: ServerMetrics,
+    parts: {
+      memberId: bigint; membership: Membership; node: RawNode; storage: MemoryStorage; wal: Wal;
+      stateMachine: StateMachine; snapshotIndex: number; confState: ConfState;
+    },
+  ) {
+    this.memberId = parts.memberId;
+    this.membership = parts.membership;
+    this.node = parts.node;
+    this.storage = parts.storage;
+    this.wal = parts.wal;
+    this.stateMachine = parts.stateMachine;
+    this.snapshotIndex = parts.snapshotIndex;
+    this.appliedIndex = parts.snapshotIndex;
+    this.confState = parts.confState;
+    this.idGen = new RequestIdGenerator(this.memberId);
+    this.stateMachine.setIdentity(this.memberId, () => this.currentTerm);
+    // etcd: 5 s + 2 x election timeout for a proposal to be applied
+    this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
+  }
+
+  // ------------------------------------------------------------------ start / stop
+
+  static async start(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, transport?: Transport): Promise<EtcdServer> {
+    const memberDir = path.join(cfg.dataDir, 'member');
+    fs.mkdirSync(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
+    const stateMachine = await StateMachine.open(path.join(memberDir, 'snap', 'db'), cfg, logger, metrics);
+    try {
+      const server = Wal.exists(cfg.walDir)
+        ? await EtcdServer.restart(cfg, logger, metrics, stateMachine)
+        : await EtcdServer.bootstrapNew(cfg, logger, metrics, stateMachine);
+      if (transport) server.transport = transport;
+      server.begin();
+      return server;
+    } catch (e) {
+      await stateMachine.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  private static raftConfig(cfg: ServerConfig, id: bigint, storage: MemoryStorage, applied: number, logger: Logger) {
+    const heartbeatTick = 1;
+    const electionTick = Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatIntervalMs));
+    return {
+      id, electionTick, heartbeatTick, storage, applied,
+      preVote: cfg.preVote, checkQuorum: true,
+      maxSizePerMsgBytes: 1024 * 1024, maxInflightMsgs: 4096 / 8,
+      maxUncommittedEntriesBytes: 1 << 30,
+      random: Math.random,
+      logger: { info: (m: string, f?: object) => logger.info(m, f as Record<string, unknown>), warn: (m: string, f?: object) => logger.warn(m, f as Record<string, unknown>) },
+    };
+  }
+
+  private static async bootstrapNew(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, sm: StateMachine): Promise<EtcdServer> {
+    if (cfg.initialClusterState === 'existing') {
+      throw new ServerError(
+        'joining an existing cluster (--initial-cluster-state existing) needs the peer transport, which this build does not have yet',
+      );
+    }
+    const { members, localId, clusterId } = bootstrapMembers(
+      cfg.initialCluster, cfg.initialClusterToken, cfg.name, cfg.initialAdvertisePeerUrls,
+    );
+    logger.info('starting a new member to form a new cluster', {
+      'local-member-id': idToHex(localId), 'cluster-id': idToHex(clusterId),
+      'initial-cluster': members.map((m) => `${m.name}=${m.peerUrls.join(',')}`).join(','),
+    });
+    const metadata = Buffer.from(JSON.stringify({ memberId: idToHex(localId), clusterId: idToHex(clusterId) }));
+    const wal = await Wal.create(cfg.walDir, metadata, EtcdServer.walOptions(logger, metrics));
+    const storage = new MemoryStorage();
+    const node = new RawNode(EtcdServer.raftConfig(cfg, localId, storage, 0, logger));
+    node.bootstrap(members.map((m) => ({ id: m.id, context: encodeMember(m) })));
+    const membership = new Membership(clusterId);
+    sm.setClusterId(clusterId);
+    return new EtcdServer(cfg, logger, metrics, {
+      memberId: localId, membership, node, storage, wal, stateMachine: sm, snapshotIndex: 0, confState: { voters: [], learners: [] },
+    });
+  }
+
+  private static async restart(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, sm: StateMachine): Promise<EtcdServer> {
+    const opened = await Wal.open(cfg.walDir, EtcdServer.walOptions(logger, metrics));
+    const meta = JSON.parse(Buffer.from(opened.metadata).toString('utf8')) as { memberId: string; clusterId: string };
+    const memberId = BigInt('0x' + meta.memberId);
+    const clusterId = BigInt('0x' + meta.clusterId);
+    logger.info('restarting member from existing data dir; --initial-cluster, --initial-cluster-state and --initial-cluster-token are ignored', {
+      'data-dir': cfg.dataDir, 'wal-dir': cfg.walDir, 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId),
+      'commit-index': opened.hardState.commit, 'wal-entries': opened.entries.length,
+    });
+    const storage = new MemoryStorage();
+    let snapshotIndex = 0;
+    let confState: ConfState = { voters: [], learners: [] };
+    if (opened.snapshot) {
+      storage.applySnapshot({ meta: opened.snapshot, data: new Uint8Array() });
+      snapshotIndex = opened.snapshot.index;
+      confState = opened.snapshot.confState;
+    }
+    storage.setHardState(opened.hardState);
+    storage.append(opened.entries);
+    if (sm.consistentIndex < snapshotIndex) {
+      throw new ServerError(
+        `backend is behind the WAL snapshot (applied index ${sm.consistentIndex} < snapshot index ${snapshotIndex}): the database under ${cfg.dataDir} does not belong to this WAL`,
+      );
+    }
+    const membership = sm.loadMembership() ?? new Membership(clusterId);
+    sm.setClusterId(clusterId);
+    const node = new RawNode(EtcdServer.raftConfig(cfg, memberId, storage, snapshotIndex, logger));
+    const server = new EtcdServer(cfg, logger, metrics, {
+      memberId, membership, node, storage, wal: opened.wal, stateMachine: sm, snapshotIndex, confState,
+    });
+    server.currentTerm = opened.hardState.term;
+    server.committedIndex = opened.hardState.commit;
+    return server;
+  }
+
+  private static walOptions(logger: Logger, metrics: ServerMetrics) {
+    return {
+      logger,
+      onFsync: (seconds: number) => metrics.walFsyncSeconds.observe(seconds),
+      onWriteBytes: (n: number) => metrics.walWriteBytes.inc(n),
+    };
+  }
+
+  private begin(): void {
+    const m = this.metrics;
+    m.serverId.set({ server_id: idToHex(this.memberId) }, 1);
+    m.serverVersion.set({ server_version: this.cfg.etcdVersion }, 1);
+    m.clusterVersion.set({ cluster_version: this.cfg.etcdVersion.split('.').slice(0, 2).join('.') }, 1);
+    m.quotaBackendBytes.set(this.cfg.quotaBackendBytes);
+    for (const member of this.membership.list()) {
+      if (member.id !== this.memberId) this.transport.addPeer(member.id, member.peerUrls);
+    }
+    this.tickTimer = setInterval(() => this.onTick(), this.cfg.heartbeatIntervalMs);
+    // A member that is the only voter need not wait a whole election timeout to lead.
+    const voters = this.confState.voters.length > 0 ? this.confState.voters : this.membership.list().filter((x) => !x.isLearner).map((x) => x.id);
+    if (voters.length <= 1) this.node.campaign();
+    this.scheduleReady();
+    this.publishAttributesWhenLeaderKnown();
+  }
+
+  /** Graceful stop: refuse new work, let in-flight proposals finish, flush, close. */
+  async stop(drainMs = 2000): Promise<void> {
+    if (this.stopped) return;
+    const deadline = Date.now() + drainMs;
+    while (this.waits.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    const err = Errors.stopped();
+    this.waits.rejectAll(err);
+    this.appliedWaits.rejectAll(err);
+    for (const r of this.pendingReads) r.reject(err);
+    this.pendingReads = [];
+    if (this.readInFlight) for (const r of this.readInFlight.batch) r.reject(err);
+    this.readInFlight = undefined;
+    while (this.inReadyLoop) await new Promise((r) => setTimeout(r, 5));
+    await this.applyChain.catch(() => {});
+    await this.transport.stop();
+    await this.wal.close();
+    await this.stateMachine.close();
+    this.logger.info('stopped member', { 'local-member-id': idToHex(this.memberId) });
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  // ------------------------------------------------------------------ accessors
+
+  get clusterId(): bigint {
+    return this.membership.clusterId;
+  }
+  get term(): number {
+    return this.currentTerm;
+  }
+  get leader(): NodeId {
+    return this.leaderId;
+  }
+  get isLeader(): boolean {
+    return this.raftState === StateType.Leader;
+  }
+  get committed(): number {
+    return this.committedIndex;
+  }
+  get applied(): number {
+    return this.appliedIndex;
+  }
+  get isLearner(): boolean {
+    return this.membership.get(this.memberId)?.isLearner ?? false;
+  }
+  get leaderSinceMs(): number {
+    return this.leaderChangedAtMs;
+  }
+  get raftStatus() {
+    return this.node.status();
+  }
+  get fatal(): Error | undefined {
+    return this.fatalError;
+  }
+
+  // ------------------------------------------------------------------ proposals
+
+  /**
+   * Proposes a request through Raft and resolves with the state machine's result once the
+   * entry is applied on this member. `decoded` is the already-decoded request; it is used
+   * at apply time so the payload is not decoded twice.
+   */
+  propose(kind: RequestKind, payload: Uint8Array, decoded?: Msg): Promise<unknown> {
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    if (this.fatalError) return Promise.reject(this.fatalError);
+    if (this.committedIndex - this.appliedIndex > MAX_APPLY_LAG_ENTRIES) return Promise.reject(Errors.tooManyRequests());
+    if (payload.length > this.cfg.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
+    const id = this.idGen.nextId();
+    const data = encodeRequest(kind, id, payload);
+    const promise = this.waits.register<unknown>(id, Date.now() + this.requestTimeoutMs);
+    if (decoded !== undefined) this.localDecoded.set(id, decoded);
+    this.metrics.proposalsPending.inc();
+    this.submit(id, data);
+    return promise;
+  }
+
+  private submit(id: number, data: Buffer): void {
+    try {
+      this.node.propose(data);
+      this.scheduleReady();
+    } catch (e) {
+      // Dropped: no leader yet (or a leader transfer in progress). Retry when a leader is
+      // known; the sweep fails it with "request timed out" if none appears in time.
+      if (!this.waits.has(id)) return;
+      const retry = () => {
+        this.leaderWatchers.delete(retry);
+        if (this.waits.has(id) && !this.stopped) this.submit(id, data);
+      };
+      this.leaderWatchers.add(retry);
+      if (!(e instanceof Error) || !/dropped/i.test(e.message)) this.logger.warn('proposal failed', { error: String(e) });
+    }
+  }
+
+  proposeConfChange(cc: ConfChange): Promise<unknown> {
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    const id = this.idGen.nextId();
+    // The request ID travels in the context so the proposer can match the applied change.
+    const ctx = Buffer.concat([Buffer.from([0]), Buffer.alloc(8), Buffer.from(cc.context)]);
+    ctx.writeDoubleBE(id, 1);
+    const promise = this.waits.register<unknown>(id, Date.now() + this.requestTimeoutMs);
+    try {
+      this.node.proposeConfChange({ ...cc, context: ctx });
+      this.scheduleReady();
+    } catch (e) {
+      this.waits.reject(id, this.leaderId === NONE ? Errors.noLeader() : (e as Error));
+    }
+    return promise;
+  }
+
+  /** Resolves once this member has applied everything committed when the read began (ReadIndex). */
+  linearizableRead(): Promise<void> {
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    return new Promise<void>((resolve, reject) => {
+      this.pendingReads.push({ resolve, reject, deadlineMs: Date.now() + this.requestTimeoutMs });
+      this.issueReadIndex();
+    });
+  }
+
+  private issueReadIndex(): void {
+    if (this.readInFlight || this.pendingReads.length === 0) return;
+    const batch = this.pendingReads;
+    this.pendingReads = [];
+    const ctx = Buffer.alloc(8);
+    ctx.writeDoubleBE(++this.readCounter);
+    this.readInFlight = { ctx, batch, sentAtMs: Date.now() };
+    this.node.readIndex(ctx);
+    this.scheduleReady();
+  }
+
+  private onReadState(rs: ReadState): void {
+    const inflight = this.readInFlight;
+    if (!inflight || !Buffer.from(rs.requestCtx).equals(inflight.ctx)) return;
+    this.readInFlight = undefined;
+    const deadline = Math.min(...inflight.batch.map((r) => r.deadlineMs));
+    this.appliedWaits.wait(rs.index, this.appliedIndex, deadline).then(
+      () => { for (const r of inflight.batch) r.resolve(); },
+      (e: Error) => { for (const r of inflight.batch) r.reject(e); },
+    );
+    this.issueReadIndex();
+  }
+
+  /** Waits until the local applied index reaches `index`. */
+  waitApplied(index: number): Promise<void> {
+    return this.appliedWaits.wait(index, this.appliedIndex, Date.now() + this.requestTimeoutMs);
+  }
+
+  /** Calls `fn` once a leader is known (immediately if one is). */
+  onLeaderKnown(fn: () => void): void {
+    if (this.leaderId !== NONE) fn();
+    else this.leaderWatchers.add(fn);
+  }
+
+  private onTick(): void {
+    if (this.stopped) return;
+    this.node.tick();
+    const now = Date.now();
+    const expired = this.waits.expire(now, () =>
+      this.leaderId === NONE ? Errors.timeoutLeaderFail() : Errors.timeout(),
+    );
+    if (expired > 0) this.metrics.proposalsFailed.inc(expired);
+    this.appliedWaits.expire(now, Errors.timeout);
+    if (this.raftState === StateType.Leader) this.leaseHousekeeping(now);
+    const inflight = this.readInFlight;
+    if (inflight) {
+      const live = inflight.batch.filter((r) => {
+        if (r.deadlineMs > now) return true;
+        r.reject(Errors.timeout());
+        this.metrics.slowReadIndex.inc();
+        return false;
+      });
+      if (live.length === 0) this.readInFlight = undefined;
+      else if (now - inflight.sentAtMs > READ_INDEX_RETRY_MS) {
+        // The ReadIndex may have been dropped (no leader, lost message): ask again.
+        this.readInFlight = undefined;
+        this.pendingReads.unshift(...live);
+        this.issueReadIndex();
+      } else inflight.batch = live;
+    }
+    this.scheduleReady();
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  private readonly revoking = new Set<bigint>();
+  private lastLeaseCheckMs = 0;
+  private lastCheckpointMs = Date.now();
+
+  /** Leader only: revoke expired leases and checkpoint remaining TTLs, through Raft. */
+  private leaseHousekeeping(nowMs: number): void {
+    if (nowMs - this.lastLeaseCheckMs < LEASE_CHECK_INTERVAL_MS) return;
+    this.lastLeaseCheckMs = nowMs;
+    const lessor = this.stateMachine.lessor;
+    for (const id of lessor.expired(LEASE_REVOKE_BATCH)) {
+      if (this.revoking.has(id)) continue;
+      this.revoking.add(id);
+      const payload = encodePayload(RequestKind.LeaseRevoke, { ID: toLong(id, false) });
+      this.propose(RequestKind.LeaseRevoke, payload, { ID: toLong(id, false) })
+        .then(() => this.metrics.leaseExpired.inc(), () => {})
+        .finally(() => this.revoking.delete(id));
+    }
+    if (nowMs - this.lastCheckpointMs >= LEASE_CHECKPOINT_INTERVAL_MS) {
+      this.lastCheckpointMs = nowMs;
+      const cps = lessor.checkpoints();
+      if (cps.length > 0) {
+        const msg = { checkpoints: cps.map((c) => ({ id: c.id.toString(), remainingTtlSec: c.remainingTtlSec })) };
+        this.propose(RequestKind.LeaseCheckpoint, encodePayload(RequestKind.LeaseCheckpoint, msg), msg).catch(() => {});
+      }
+    }
+  }
+
+  /** Keep-alive: only the leader renews (followers forward, see leaseForwarder). */
+  async renewLease(id: bigint): Promise<number> {
+    if (!this.isLeader) {
+      if (this.leaseForwarder) return this.leaseForwarder(id);
+      throw Errors.notLeader();
+    }
+    // Make sure a revoke/grant committed before this keep-alive is visible.
+    await this.waitApplied(this.committedIndex);
+    const lessor = this.stateMachine.lessor;
+    if (!lessor.exists(id)) return 0;
+    return lessor.renew(id);
+  }
+
+  /** Set by the peer layer: forwards a keep-alive to the current leader. */
+  leaseForwarder?: (id: bigint) => Promise<number>;
+
+  // ------------------------------------------------------------------ ready loop
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.inReadyLoop) return;
+    this.readyScheduled = true;
+    setImmediate(this.runReadyLoop);
+  }
+
+  private readonly runReadyLoop = async (): Promise<void> => {
+    this.readyScheduled = false;
+    if (this.inReadyLoop || this.stopped) return;
+    this.inReadyLoop = true;
+    try {
+      while (!this.stopped && this.node.hasReady()) await this.processReady(this.node.ready());
+    } catch (e) {
+      this.onFatal(e as Error);
+    } finally {
+      this.inReadyLoop = false;
+    }
+  };
+
+  private onFatal(e: Error): void {
+    this.fatalError = e;
+    this.logger.error('ready loop failed; this member stops serving writes', { error: e.message, stack: e.stack });
+    this.waits.rejectAll(e);
+  }
+
+  private async processReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.state);
+    for (const rs of rd.readStates) this.onReadState(rs);
+    const leader = this.raftState === StateType.Leader;
+    // Raft allows a leader to send before its own fsync: followers persist in parallel.
+    if (leader && rd.messages.length > 0) this.transport.send(rd.messages);
+    if (rd.snapshot) await this.stateMachine.restoreSnapshot(rd.snapshot);
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      if (rd.snapshot) await this.wal.saveSnapshot(rd.snapshot.meta);
+      await this.wal.save(rd.hardState, rd.entries);
+    }
+    if (rd.snapshot) {
+      this.storage.applySnapshot(rd.snapshot);
+      this.snapshotIndex = rd.snapshot.meta.index;
+      this.confState = rd.snapshot.meta.confState;
+      this.appliedIndex = Math.max(this.appliedIndex, rd.snapshot.meta.index);
+      this.reloadMembershipFromStateMachine();
+    }
+    if (rd.hardState) {
+      this.storage.setHardState(rd.hardState);
+      if (rd.hardState.term !== this.currentTerm) this.currentTerm = rd.hardState.term;
+      this.committedIndex = Math.max(this.committedIndex, rd.hardState.commit);
+      this.metrics.proposalsCommitted.set(this.committedIndex);
+    }
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (!leader && rd.messages.length > 0) this.transport.send(rd.messages);
+    if (rd.committedEntries.length > 0) {
+      const entries = rd.committedEntries;
+      this.applyChain = this.applyChain.then(() => this.applyEntries(entries)).catch((e: Error) => this.onFatal(e));
+    }
+    this.node.advance(rd);
+  }
+
+  private onSoftState(lead: NodeId, state: StateType): void {
+    const leaderChanged = lead !== this.leaderId;
+    this.raftState = state;
+    this.metrics.isLeader.set(state === StateType.Leader ? 1 : 0);
+    this.metrics.hasLeader.set(lead !== NONE ? 1 : 0);
+    if (!leaderChanged) return;
+    this.leaderId = lead;
+    this.leaderChangedAtMs = Date.now();
+    if (lead !== NONE) {
+      this.metrics.leaderChanges.inc();
+      this.logger.info(lead === this.memberId ? 'this member became the leader' : 'leader is known', {
+        'local-member-id': idToHex(this.memberId), 'leader-id': idToHex(lead), term: this.currentTerm,
+      });
+      const watchers = [...this.leaderWatchers];
+      this.leaderWatchers.clear();
+      for (const w of watchers) w();
+    } else {
+      this.logger.warn('lost the leader', { 'local-member-id': idToHex(this.memberId) });
+    }
+    this.stateMachine.onLeaderChange(state === StateType.Leader);
+  }
+
+  // ------------------------------------------------------------------ apply
+
+  private async applyEntries(entries: Entry[]): Promise<void> {
+    for (const e of entries) {
+      if (e.index <= this.appliedIndex) continue;
+      if (e.type === EntryType.ConfChange) this.applyConfChangeEntry(e);
+      else if (e.data.length > 0) {
+        const r = this.applyNormal(e);
+        if (r instanceof Promise) await r;
+      } else if (e.index > this.stateMachine.consistentIndex) {
+        this.stateMachine.setConsistentIndex(e.index); // the new leader's empty entry
+      }
+      if (e.index > this.appliedIndex) this.appliedIndex = e.index;
+      if (this.stopped) return;
+    }
+    this.metrics.proposalsApplied.set(this.appliedIndex);
+    this.metrics.proposalsPending.set(this.waits.size);
+    this.appliedWaits.trigger(this.appliedIndex);
+    if (this.appliedIndex - this.snapshotIndex >= this.cfg.snapshotCount) await this.snapshot();
+  }
+
+  private applyNormal(e: Entry): void | Promise<void> {
+    const { kind, requestId } = decodeHeader(e.data);
+    const local = this.localDecoded.get(requestId);
+    if (local !== undefined) this.localDecoded.delete(requestId);
+    if (e.index <= this.stateMachine.consistentIndex) {
+      // Already in the backend before a restart: never apply twice.
+      this.waits.resolve(requestId, undefined);
+      return;
+    }
+    const msg = local !== undefined ? local : decodePayload(kind, payloadOf(e.data));
+    const start = performance.now();
+    const settle = (result: unknown, err?: Error) => {
+      const ms = performance.now() - start;
+      if (ms > 100) {
+        this.metrics.slowApply.inc();
+        this.logger.warn('apply request took too long', { took: `${ms.toFixed(1)}ms`, 'expected-duration': '100ms', kind: RequestKind[kind] });
+      }
+      if (err) this.waits.reject(requestId, err);
+      else this.waits.resolve(requestId, result);
+    };
+    let out: unknown;
+    try {
+      out = this.stateMachine.apply(kind, msg, e.index, this);
+    } catch (err) {
+      this.stateMachine.setConsistentIndex(e.index);
+      settle(undefined, err as Error);
+      return;
+    }
+    if (out instanceof Promise) {
+      return out.then(
+        (r) => settle(r),
+        (err: Error) => { this.stateMachine.setConsistentIndex(e.index); settle(undefined, err); },
+      );
+    }
+    settle(out);
+    return;
+  }
+
+  private applyConfChangeEntry(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    this.confState = this.node.applyConfChange(cc);
+    let requestId: number | undefined;
+    let memberBytes: Uint8Array = cc.context;
+    // Proposals made through proposeConfChange carry [0][request id][member]; bootstrap entries carry the member only.
+    if (cc.context.length >= 9 && cc.context[0] === 0) {
+      requestId = Buffer.from(cc.context.buffer, cc.context.byteOffset, cc.context.byteLength).readDoubleBE(1);
+      memberBytes = cc.context.subarray(9);
+    }
+    if (e.index > this.stateMachine.consistentIndex) {
+      this.applyMembershipChange(cc, memberBytes);
+      this.stateMachine.saveMembership(this.membership, e.index);
+    }
+    if (requestId !== undefined) this.waits.resolve(requestId, this.membership.list());
+  }
+
+  private applyMembershipChange(cc: ConfChange, memberBytes: Uint8Array): void {
+    const ms = this.membership;
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearnerNode: {
+        const m: Member = memberBytes.length > 0 ? decodeMember(memberBytes) : { id: cc.nodeId, name: '', peerUrls: [], clientUrls: [], isLearner: false };
+        const existing = ms.get(cc.nodeId);
+        if (existing && cc.type === ConfChangeType.AddNode && existing.isLearner) {
+          ms.promote(cc.nodeId);
+          this.logger.info('promoted learner to voting member', { 'member-id': idToHex(cc.nodeId) });
+        } else {
+          ms.add({ ...m, id: cc.nodeId, isLearner: cc.type === ConfChangeType.AddLearnerNode });
+          this.logger.info('added member', { 'member-id': idToHex(cc.nodeId), 'peer-urls': m.peerUrls, learner: cc.type === ConfChangeType.AddLearnerNode });
+        }
+        if (cc.nodeId !== this.memberId) this.transport.addPeer(cc.nodeId, ms.get(cc.nodeId)!.peerUrls);
+        break;
+      }
+      case ConfChangeType.RemoveNode:
+        ms.remove(cc.nodeId);
+        if (cc.nodeId !== this.memberId) this.transport.removePeer(cc.nodeId);
+        this.logger.info('removed member', { 'member-id': idToHex(cc.nodeId) });
+        if (cc.nodeId === this.memberId) this.logger.warn('this member was removed from the cluster; it will stop serving');
+        break;
+      case ConfChangeType.UpdateNode: {
+        const m = decodeMember(memberBytes);
+        ms.updatePeerUrls(cc.nodeId, m.peerUrls);
+        if (cc.nodeId !== this.memberId) this.transport.updatePeer(cc.nodeId, m.peerUrls);
+        break;
+      }
+    }
+  }
+
+  private reloadMembershipFromStateMachine(): void {
+    const loaded = this.stateMachine.loadMembership();
+    if (!loaded) return;
+    for (const m of this.membership.list()) if (!loaded.get(m.id)) this.transport.removePeer(m.id);
+    for (const m of loaded.list()) {
+      this.membership.add(m);
+      if (m.id !== this.memberId) this.transport.addPeer(m.id, m.peerUrls);
+    }
+    for (const id of loaded.removedIds()) {
+      this.membership.markRemoved(id);
+      this.membership.remove(id);
+    }
+  }
+
+  /** After start, a member publishes its name and client URLs through Raft (etcd does the same). */
+  private publishAttributesWhenLeaderKnown(): void {
+    const attempt = () => {
+      if (this.stopped) return;
+      const self = this.membership.get(this.memberId);
+      if (self && self.name === this.cfg.name && sameUrls(self.clientUrls, this.cfg.advertiseClientUrls)) return;
+      this.propose(RequestKind.MemberAttributes, Buffer.from(JSON.stringify({
+        id: idToHex(this.memberId), name: this.cfg.name, clientUrls: this.cfg.advertiseClientUrls,
+      }))).then(
+        () => this.logger.info('published local member to cluster through raft', {
+          'local-member-id': idToHex(this.memberId), 'local-member-attributes': `{Name:${this.cfg.name} ClientURLs:[${this.cfg.advertiseClientUrls.join(' ')}]}`,
+          'cluster-id': idToHex(this.clusterId),
+        }),
+        (e: Error) => {
+          if (this.stopped) return;
+          this.logger.warn('failed to publish local member; retrying', { error: e.message });
+          setTimeout(() => this.onLeaderKnown(attempt), 500).unref();
+        },
+      );
+    };
+    this.onLeaderKnown(attempt);
+  }
+
+  /** Applies a published MemberAttributes request (called by the state machine). */
+  applyMemberAttributes(payload: { id: string; name: string; clientUrls: string[] }, index: number): void {
+    this.membership.setAttributes(BigInt('0x' + payload.id), payload.name, payload.clientUrls);
+    this.stateMachine.saveMembership(this.membership, index);
+  }
+
+  /**
+   * Raft snapshot: the backend already holds the state; once it is committed to disk the
+   * WAL before this index is no longer needed for local recovery.
+   */
+  private async snapshot(): Promise<void> {
+    const index = this.appliedIndex;
+    await this.stateMachine.forceCommit();
+    const term = this.storage.term(index);
+    const meta = { index, term, confState: this.confState };
+    this.storage.createSnapshot(index, this.confState, new Uint8Array());
+    await this.wal.saveSnapshot(meta);
+    const compactTo = index - SNAPSHOT_CATCHUP_ENTRIES;
+    if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
+    await this.wal.releaseTo(index);
+    this.snapshotIndex = index;
+    this.logger.info('saved snapshot and released WAL', { 'snapshot-index': index, 'compacted-raft-log-index': Math.max(compactTo, 0) });
+  }
+
+  // ------------------------------------------------------------------ membership changes
+
+  /** etcd requires every voter to have been connected this long before a reconfiguration. */
+  static readonly HEALTH_INTERVAL_MS = 5000;
+
+  private requireLeaderForReconfig(): void {
+    if (this.leaderId === NONE) throw Errors.noLeader();
+  }
+
+  /**
+   * The quorum checks of --strict-reconfig-check. Where etcd only says "unhealthy cluster",
+   * the error detail says which member is not connected, for how long, and when to retry.
+   */
+  private checkVotersConnected(action: string): void {
+    if (!this.cfg.strictReconfigCheck) return;
+    const now = Date.now();
+    const problems: string[] = [];
+    let retryAtMs = 0;
+    for (const m of this.membership.list()) {
+      if (m.isLearner || m.id === this.memberId) continue;
+      const since = this.transport.activeSince(m.id);
+      if (since === undefined) problems.push(`member ${idToHex(m.id)} (${m.name || 'unstarted'}) is not connected`);
+      else if (now - since < EtcdServer.HEALTH_INTERVAL_MS) {
+        problems.push(`member ${idToHex(m.id)} (${m.name || 'unstarted'}) connected only ${now - since}ms ago`);
+        retryAtMs = Math.max(retryAtMs, since + EtcdServer.HEALTH_INTERVAL_MS);
+      }
+    }
+    if (problems.length === 0) return;
+    const retry = retryAtMs > 0 ? `; retry in ${Math.ceil((retryAtMs - now) / 1000)}s` : '; retry once it is reachable';
+    const why = `${action} refused: every voting member must be connected for ${EtcdServer.HEALTH_INTERVAL_MS / 1000}s first: ${problems.join('; ')}${retry}`;
+    this.logger.warn(why);
+    throw Errors.unhealthy(why);
+  }
+
+  private startedVoters(): number {
+    return this.membership.list().filter((m) => !m.isLearner && m.name !== '').length;
+  }
+
+  async addMember(peerUrls: string[], isLearner: boolean): Promise<Member> {
+    this.requireLeaderForReconfig();
+    for (const u of peerUrls) if (this.membership.peerUrlInUse(u)) throw Errors.peerUrlExists();
+    if (isLearner) {
+      if (this.membership.learnerCount() >= this.cfg.maxLearners) throw Errors.tooManyLearners();
+    } else if (this.cfg.strictReconfigCheck) {
+      const voters = this.membership.voterCount() + 1;
+      const started = this.startedVoters();
+      // Adding a second member to a one-member cluster is allowed (etcd's restore path).
+      if (!(started === 1 && voters === 2) && started < Math.floor(voters / 2) + 1) throw Errors.notEnoughStarted();
+      this.checkVotersConnected('member add');
+    }
+    const id = computeMemberId(peerUrls, '', Date.now() / 1000);
+    if (this.membership.get(id)) throw Errors.memberIdExists();
+    const member: Member = { id, name: '', peerUrls: [...peerUrls].sort(), clientUrls: [], isLearner };
+    await this.proposeConfChange({
+      type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, nodeId: id, context: encodeMember(member),
+    });
+    return this.membership.get(id) ?? member;
+  }
+
+  async removeMember(id: bigint): Promise<void> {
+    this.requireLeaderForReconfig();
+    const m = this.membership.get(id);
+    if (!m) throw Errors.memberNotFound();
+    if (this.cfg.strictReconfigCheck && !m.isLearner) {
+      // After removal, the remaining started voters must still form a quorum.
+      const voters = this.membership.voterCount() - 1;
+      const startedOthers = this.membership.list().filter((x) => !x.isLearner && x.id !== id && (x.id === this.memberId || this.transport.activeSince(x.id) !== undefined)).length;
+      if (voters > 0 && startedOthers < Math.floor(voters / 2) + 1) throw Errors.notEnoughStarted();
+    }
+    await this.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: encodeMember(m) });
+  }
+
+  async updateMember(id: bigint, peerUrls: string[]): Promise<void> {
+    this.requireLeaderForReconfig();
+    const m = this.membership.get(id);
+    if (!m) throw Errors.memberNotFound();
+    for (const u of peerUrls) if (this.membership.peerUrlInUse(u, id)) throw Errors.peerUrlExists();
+    await this.proposeConfChange({ type: ConfChangeType.UpdateNode, nodeId: id, context: encodeMember({ ...m, peerUrls }) });
+  }
+
+  async promoteMember(id: bigint): Promise<void> {
+    this.requireLeaderForReconfig();
+    const m = this.membership.get(id);
+    if (!m) throw Errors.memberNotFound();
+    if (!m.isLearner) throw Errors.memberNotLearner();
+    const pr = this.node.status().progress?.get(id);
+    const leaderLast = this.storage.lastIndex();
+    // etcd: a learner is "in sync" when its match index is within 90% of the leader's.
+    if (!pr || pr.match < leaderLast * 0.9) throw Errors.learnerNotReady();
+    await this.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeMember({ ...m, isLearner: false }) });
+  }
+
+  async transferLeadership(target: bigint): Promise<void> {
+    this.node.transferLeader(target);
+    this.scheduleReady();
+    const deadline = Date.now() + this.cfg.electionTimeoutMs * 3;
+    while (Date.now() < deadline) {
+      if (this.leaderId === target) return;
+      await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
+    }
+    throw Errors.timeoutLeaderFail();
+  }
+
+  /** A random 8-byte token, used by health checks. */
+  static randomToken(): string {
+    return randomBytes(8).toString('hex');
+  }
+}
+
+function sameUrls(a: string[], b: string[]): boolean {
+  return a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
+}

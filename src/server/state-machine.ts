@@ -1,0 +1,354 @@
+import fs from 'node:fs';
+import type { Logger } from '../log/logger.js';
+import { Backend } from '../backend/index.js';
+import { MvccStore } from '../mvcc/index.js';
+import { Lessor, minLeaseTtlSec, leaseNotFound, type LeaseRecord } from '../lease/lessor.js';
+import type { Snapshot } from '../raft/types.js';
+import { Errors, ServerError } from './errors.js';
+import { Membership } from './membership.js';
+import type { ServerMetrics } from './metrics.js';
+import { big, toLong, type Msg } from './pb.js';
+import { RequestKind } from './request.js';
+import * as convert from './convert.js';
+import type { ServerConfig } from './server.js';
+
+// The replicated state machine: everything a committed entry can change. MVCC keys,
+// leases, alarms and membership all live in one LevelDB backend, and each entry's changes
+// are written in the same batch as the applied index (consistentIndex), so recovery
+// replays exactly the entries the backend has not seen.
+
+export enum AlarmType {
+  NONE = 0,
+  NOSPACE = 1,
+  CORRUPT = 2,
+}
+
+export interface Alarm {
+  memberId: bigint;
+  alarm: AlarmType;
+  alarmName: string;
+}
+
+/** What the server exposes to the state machine at apply time. */
+export interface ApplyContext {
+  memberId: bigint;
+  applyMemberAttributes(payload: { id: string; name: string; clientUrls: string[] }, index: number): void;
+}
+
+const META_MEMBERSHIP = 'membership';
+const META_ALARMS = 'alarms';
+
+export class StateMachine {
+  readonly lessor: Lessor;
+  private clusterIdLong = toLong(0n);
+  private memberIdLong = toLong(0n);
+  private termOf: () => number = () => 0;
+  private activeAlarms: Alarm[] = [];
+  private leader = false;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly mvcc: MvccStore,
+    readonly cfg: ServerConfig,
+    readonly logger: Logger,
+    readonly metrics: ServerMetrics,
+    lessor: Lessor,
+  ) {
+    this.lessor = lessor;
+  }
+
+  static async open(dir: string, cfg: ServerConfig, logger: Logger, metrics: ServerMetrics): Promise<StateMachine> {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    let backend: Backend;
+    try {
+      backend = await Backend.open(dir, {
+        batchIntervalMs: cfg.backendBatchIntervalMs,
+        batchLimit: cfg.backendBatchLimit,
+        onCommit: (seconds: number) => metrics.backendCommitSeconds.observe(seconds),
+        logger,
+      });
+    } catch (e) {
+      const msg = String((e as Error & { cause?: Error }).cause?.message ?? (e as Error).message);
+      if (/lock/i.test(msg)) {
+        throw new ServerError(
+          `data dir ${cfg.dataDir} is in use by another process (the database ${dir} is locked): stop the other tsetcd/etcd or use another --data-dir`,
+        );
+      }
+      throw e;
+    }
+    const lessor = new Lessor(minLeaseTtlSec(cfg.electionTimeoutMs));
+    const mvcc = await MvccStore.open(backend, {
+      logger,
+      leases: {
+        exists: (id: bigint) => lessor.exists(id),
+        attach: (id: bigint, key: Buffer) => lessor.attach(id, key),
+        detach: (id: bigint, key: Buffer) => lessor.detach(id, key),
+      },
+    });
+    const sm = new StateMachine(backend, mvcc, cfg, logger, metrics, lessor);
+    await sm.loadLeases();
+    sm.activeAlarms = sm.loadAlarms();
+    return sm;
+  }
+
+  // ------------------------------------------------------------------ identity / header
+
+  setClusterId(id: bigint): void {
+    this.clusterIdLong = toLong(id);
+  }
+
+  setIdentity(memberId: bigint, term: () => number): void {
+    this.memberIdLong = toLong(memberId);
+    this.termOf = term;
+  }
+
+  header(revision = this.mvcc.currentRevision): Msg {
+    return { cluster_id: this.clusterIdLong, member_id: this.memberIdLong, revision, raft_term: this.termOf() };
+  }
+
+  get consistentIndex(): number {
+    return this.mvcc.consistentIndex;
+  }
+
+  setConsistentIndex(index: number): void {
+    this.mvcc.setConsistentIndex(index);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async range(req: Msg): Promise<Msg> {
+    return convert.rangeResultToPb(await this.mvcc.range(convert.rangeFromPb(req)));
+  }
+
+  async rangeKey(key: Buffer): Promise<void> {
+    await this.mvcc.range(convert.rangeFromPb({ key }));
+  }
+
+  async readOnlyTxn(req: Msg): Promise<Msg> {
+    // A read-only txn changes nothing, so it is evaluated without a raft index.
+    const res = await this.mvcc.txn(convert.txnFromPb(req), this.mvcc.consistentIndex, true);
+    return convert.txnResultToPb(res, (rev) => this.header(rev));
+  }
+
+  // ------------------------------------------------------------------ apply
+
+  apply(kind: RequestKind, msg: Msg, index: number, ctx: ApplyContext): unknown {
+    switch (kind) {
+      case RequestKind.Put: {
+        const r = this.mvcc.put(convert.putFromPb(msg), index);
+        return { header: this.header(r.revision), prev_kv: r.prevKv ? convert.kvToPb(r.prevKv) : null };
+      }
+      case RequestKind.DeleteRange: {
+        const r = this.mvcc.deleteRange(convert.deleteFromPb(msg), index);
+        return { header: this.header(r.revision), deleted: r.deleted, prev_kvs: r.prevKvs.map(convert.kvToPb) };
+      }
+      case RequestKind.Txn: {
+        const r = this.mvcc.txn(convert.txnFromPb(msg), index);
+        if (r instanceof Promise) return r.then((x) => convert.txnResultToPb(x, (rev) => this.header(rev)));
+        return convert.txnResultToPb(r, (rev) => this.header(rev));
+      }
+      case RequestKind.Compact:
+        return this.applyCompact(msg, index);
+      case RequestKind.LeaseGrant:
+        return this.applyLeaseGrant(msg, index);
+      case RequestKind.LeaseRevoke:
+        return this.applyLeaseRevoke(big(msg.ID), index);
+      case RequestKind.LeaseCheckpoint:
+        return this.applyLeaseCheckpoint(msg as { checkpoints: { id: string; remainingTtlSec: number }[] }, index);
+      case RequestKind.Alarm:
+        return this.applyAlarm(msg, index);
+      case RequestKind.MemberAttributes:
+        ctx.applyMemberAttributes(msg as { id: string; name: string; clientUrls: string[] }, index);
+        this.setConsistentIndex(index);
+        return undefined;
+      default:
+        this.setConsistentIndex(index);
+        throw Errors.unknownMethod();
+    }
+  }
+
+  private applyCompact(msg: Msg, index: number): Msg {
+    const revision = Number(msg.revision ?? 0);
+    // The store validates and removes the compacted revisions from its index right away;
+    // the backend part may continue in the background ("physical" waits for it).
+    const done = this.mvcc.compact(revision, index);
+    done.catch((e: Error) => this.logger.error('compaction failed', { revision, error: e.message }));
+    const header = this.header();
+    return { header, done };
+  }
+
+  private applyLeaseGrant(msg: Msg, index: number): Msg {
+    const id = big(msg.ID);
+    const lease = this.lessor.grant(id, Number(msg.TTL ?? 0));
+    this.persistLease({ id, ttlSec: lease.ttlSec, remainingTtlSec: 0 });
+    this.setConsistentIndex(index);
+    return { header: this.header(), ID: toLong(id, false), TTL: lease.ttlSec, error: '' };
+  }
+
+  private applyLeaseRevoke(id: bigint, index: number): Msg {
+    if (!this.lessor.exists(id)) {
+      this.setConsistentIndex(index);
+      throw leaseNotFound();
+    }
+    const keys = this.lessor.revoke(id);
+    this.deleteLeaseRecord(id);
+    let revision = this.mvcc.currentRevision;
+    if (keys.length > 0) {
+      // All attached keys go in one revision, as etcd does.
+      const r = this.mvcc.txn(convert.deleteKeysTxn(keys), index);
+      if (r instanceof Promise) throw new Error('lease revoke txn must apply synchronously');
+      revision = this.mvcc.currentRevision;
+    } else {
+      this.setConsistentIndex(index);
+    }
+    return { header: this.header(revision) };
+  }
+
+  private applyLeaseCheckpoint(msg: { checkpoints: { id: string; remainingTtlSec: number }[] }, index: number): undefined {
+    for (const c of msg.checkpoints) {
+      const id = BigInt(c.id);
+      const lease = this.lessor.get(id);
+      if (!lease) continue;
+      this.lessor.checkpoint(id, c.remainingTtlSec);
+      this.persistLease({ id, ttlSec: lease.ttlSec, remainingTtlSec: c.remainingTtlSec });
+    }
+    this.setConsistentIndex(index);
+    return undefined;
+  }
+
+  private applyAlarm(msg: Msg, index: number): Msg {
+    const action = Number(msg.action ?? 0);
+    const memberId = big(msg.memberID);
+    const alarm = Number(msg.alarm ?? 0) as AlarmType;
+    const changed: Alarm[] = [];
+    if (action === 1 && alarm !== AlarmType.NONE) {
+      if (!this.activeAlarms.some((a) => a.memberId === memberId && a.alarm === alarm)) {
+        const a = { memberId, alarm, alarmName: AlarmType[alarm] ?? String(alarm) };
+        this.activeAlarms.push(a);
+        changed.push(a);
+        this.logger.warn('alarm raised', { alarm: a.alarmName, 'member-id': memberId.toString(16) });
+      }
+    } else if (action === 2) {
+      const keep: Alarm[] = [];
+      for (const a of this.activeAlarms) {
+        if ((memberId === 0n || a.memberId === memberId) && (alarm === AlarmType.NONE || a.alarm === alarm)) changed.push(a);
+        else keep.push(a);
+      }
+      this.activeAlarms = keep;
+      for (const a of changed) this.logger.info('alarm disarmed', { alarm: a.alarmName, 'member-id': a.memberId.toString(16) });
+    }
+    this.backend.putMeta(META_ALARMS, Buffer.from(JSON.stringify(this.activeAlarms.map((a) => ({ m: a.memberId.toString(), a: a.alarm })))));
+    this.setConsistentIndex(index);
+    return { header: this.header(), alarms: changed.map((a) => ({ memberID: toLong(a.memberId), alarm: a.alarm })) };
+  }
+
+  // ------------------------------------------------------------------ alarms & quota
+
+  alarms(): Alarm[] {
+    return this.activeAlarms;
+  }
+
+  private loadAlarms(): Alarm[] {
+    const raw = this.backend.getMeta(META_ALARMS);
+    if (!raw) return [];
+    return (JSON.parse(raw.toString()) as { m: string; a: number }[]).map((x) => ({
+      memberId: BigInt(x.m), alarm: x.a as AlarmType, alarmName: AlarmType[x.a] ?? String(x.a),
+    }));
+  }
+
+  /**
+   * Refuses a write when the NOSPACE alarm is active, or when this write would take the
+   * backend past --quota-backend-bytes (then the caller raises the alarm, as etcd does).
+   */
+  checkQuota(requestBytes: number): void {
+    if (this.activeAlarms.some((a) => a.alarm === AlarmType.NOSPACE)) throw Errors.noSpace();
+    const quota = this.cfg.quotaBackendBytes;
+    if (quota <= 0) return;
+    // etcd's estimate: a put costs its bytes plus per-key overhead in the backend.
+    if (this.backend.sizeBytes() + requestBytes * 2 + 256 > quota) {
+      this.onQuotaExceeded?.();
+      throw Errors.noSpace();
+    }
+  }
+
+  onQuotaExceeded?: () => void;
+
+  // ------------------------------------------------------------------ leases
+
+  private persistLease(rec: LeaseRecord): void {
+    this.backend.putLease(rec.id, Buffer.from(JSON.stringify({ ttl: rec.ttlSec, rem: rec.remainingTtlSec })));
+  }
+
+  private deleteLeaseRecord(id: bigint): void {
+    this.backend.deleteLease(id);
+  }
+
+  private async loadLeases(): Promise<void> {
+    for (const [id, value] of await this.backend.allLeases()) {
+      const o = JSON.parse(value.toString()) as { ttl: number; rem: number };
+      this.lessor.restore({ id, ttlSec: o.ttl, remainingTtlSec: o.rem });
+    }
+    // Re-attach keys to their leases from the key index.
+    this.mvcc.forEachLeasedKey((key: Buffer, lease: bigint) => {
+      if (this.lessor.exists(lease)) this.lessor.attach(lease, key);
+    });
+  }
+
+  onLeaderChange(isLeader: boolean, electionTimeoutMs = this.cfg.electionTimeoutMs): void {
+    if (isLeader && !this.leader) this.lessor.promote(electionTimeoutMs);
+    else if (!isLeader && this.leader) this.lessor.demote();
+    this.leader = isLeader;
+  }
+
+  // ------------------------------------------------------------------ membership
+
+  saveMembership(ms: Membership, index: number): void {
+    this.backend.putMeta(META_MEMBERSHIP, Buffer.from(JSON.stringify(ms.toJSON())));
+    this.setConsistentIndex(index);
+  }
+
+  loadMembership(): Membership | undefined {
+    const raw = this.backend.getMeta(META_MEMBERSHIP);
+    return raw ? Membership.fromJSON(raw.toString()) : undefined;
+  }
+
+  // ------------------------------------------------------------------ maintenance
+
+  dbSizes(): { totalBytes: number; inUseBytes: number } {
+    return { totalBytes: this.backend.sizeBytes(), inUseBytes: this.backend.sizeInUseBytes() };
+  }
+
+  async defragment(): Promise<void> {
+    await this.backend.defragment();
+  }
+
+  async backendHash(): Promise<number> {
+    return this.backend.hash();
+  }
+
+  hashKV(revision: number): Promise<{ hash: number; compactRevision: number; hashRevision: number }> {
+    return this.mvcc.hashKV(revision);
+  }
+
+  async forceCommit(): Promise<void> {
+    await this.backend.forceCommit();
+  }
+
+  async restoreSnapshot(_snap: Snapshot): Promise<void> {
+    throw new ServerError('installing a snapshot from the leader is not supported by this build yet');
+  }
+
+  refreshMetrics(): void {
+    const m = this.metrics;
+    const sizes = this.dbSizes();
+    m.dbTotalSize.set(sizes.totalBytes);
+    m.dbTotalSizeInUse.set(sizes.inUseBytes);
+    m.currentRevision.set(this.mvcc.currentRevision);
+    m.compactRevision.set(this.mvcc.compactRevision);
+    m.keysTotal.set(this.mvcc.keyCount);
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+}

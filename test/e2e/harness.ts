@@ -1,0 +1,169 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// End-to-end harness: real tsetcd processes on 127.0.0.1 with free ports and temp data
+// dirs, driven by the real etcdctl. Everything started here is killed and removed by stopAll().
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const tsetcdBin = path.join(repoRoot, 'bin', 'tsetcd.js');
+export const etcdctlBin = process.env.ETCDCTL_BIN ?? '/usr/bin/etcdctl';
+
+const started = new Set<Member>();
+const tempDirs = new Set<string>();
+
+export function tempDir(prefix = 'tsetcd-e2e-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(d);
+  return d;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface MemberSpec {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+}
+
+export class Member {
+  proc?: ChildProcess;
+  stderr = '';
+  exitCode: number | null = null;
+  exited?: Promise<number | null>;
+
+  constructor(readonly spec: MemberSpec, public args: string[], readonly env: NodeJS.ProcessEnv = {}) {}
+
+  get clientUrl(): string {
+    return `http://127.0.0.1:${this.spec.clientPort}`;
+  }
+  get peerUrl(): string {
+    return `http://127.0.0.1:${this.spec.peerPort}`;
+  }
+
+  start(): this {
+    this.stderr = '';
+    this.exitCode = null;
+    const proc = spawn(process.execPath, [tsetcdBin, ...this.args], {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    proc.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+      if (this.stderr.length > 2_000_000) this.stderr = this.stderr.slice(-1_000_000);
+    });
+    proc.stdout!.on('data', () => {});
+    this.exited = new Promise((resolve) => proc.on('exit', (code) => { this.exitCode = code; resolve(code); }));
+    started.add(this);
+    return this;
+  }
+
+  async waitHealthy(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (this.exitCode !== null) throw new Error(`${this.spec.name} exited with ${this.exitCode}:\n${this.stderr.slice(-4000)}`);
+      try {
+        const res = await fetch(`${this.clientUrl}/health`);
+        last = await res.text();
+        if (res.ok && last.includes('"true"')) return;
+      } catch (e) {
+        last = String(e);
+      }
+      await sleep(100);
+    }
+    throw new Error(`${this.spec.name} not healthy after ${timeoutMs}ms (last: ${last})\n${this.stderr.slice(-4000)}`);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<number | null> {
+    if (!this.proc || this.exitCode !== null) return this.exitCode;
+    this.proc.kill(signal);
+    const t = setTimeout(() => this.proc?.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited!;
+    clearTimeout(t);
+    started.delete(this);
+    return code;
+  }
+
+  kill(): Promise<number | null> {
+    return this.stop('SIGKILL');
+  }
+}
+
+/** A single-member cluster with etcd's flags, on free ports. */
+export async function singleNode(extra: string[] = [], name = 'infra0'): Promise<Member> {
+  const spec: MemberSpec = { name, clientPort: await freePort(), peerPort: await freePort(), dataDir: path.join(tempDir(), `${name}.etcd`) };
+  const m = new Member(spec, [
+    '--name', name,
+    '--data-dir', spec.dataDir,
+    '--listen-client-urls', `http://127.0.0.1:${spec.clientPort}`,
+    '--advertise-client-urls', `http://127.0.0.1:${spec.clientPort}`,
+    '--listen-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
+    '--initial-cluster', `${name}=http://127.0.0.1:${spec.peerPort}`,
+    ...extra,
+  ]);
+  m.start();
+  await m.waitHealthy();
+  return m;
+}
+
+export interface CtlResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function etcdctl(endpoints: string | string[], args: string[], input?: string, timeoutMs = 60_000): Promise<CtlResult> {
+  const eps = Array.isArray(endpoints) ? endpoints.join(',') : endpoints;
+  return new Promise((resolve, reject) => {
+    const p = spawn(etcdctlBin, [`--endpoints=${eps}`, ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', reject);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) p.stdin.end(input);
+    else p.stdin.end();
+  });
+}
+
+/** Runs etcdctl and fails with its stderr unless it exits 0. */
+export async function ctlOk(endpoints: string | string[], args: string[], input?: string): Promise<string> {
+  const r = await etcdctl(endpoints, args, input);
+  if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...started].map((m) => m.kill()));
+  started.clear();
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
