@@ -3,8 +3,16 @@ import type { EtcdServer } from '../server/server.js';
 import { RequestKind } from '../server/request.js';
 import type { Msg } from '../server/pb.js';
 import { serviceDefinition, unary, RAW } from './grpc.js';
-import { checkDeleteRange, checkPut, checkRange, checkTxn, isTxnReadOnly, isTxnSerializable } from './validate.js';
 import { Errors } from '../server/errors.js';
+import { validateDeleteRange, validatePut, validateRange, validateTxn, isTxnReadOnly } from '../mvcc/validate.js';
+import type { TxnRequest } from '../mvcc/types.js';
+import * as convert from '../server/convert.js';
+
+/** etcd serves a read-only txn serializably only when every range in it asks for that. */
+function isTxnSerializable(t: TxnRequest): boolean {
+  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) if (!op.requestRange?.serializable) return false;
+  return true;
+}
 
 // KV service: validate, then either read locally (serializable, or after ReadIndex for
 // linearizable) or propose through Raft and answer with what the apply produced.
@@ -22,43 +30,43 @@ export function kvService(server: EtcdServer): { def: grpc.ServiceDefinition; im
   }
 
   async function range(req: Msg): Promise<Msg> {
-    checkRange(req);
-    if (!req.serializable) await server.linearizableRead();
+    const r = convert.rangeFromPb(req);
+    validateRange(r);
+    if (!r.serializable) await server.linearizableRead();
     m.rangeTotal.inc();
-    const res = await sm.range(req);
-    res.header = sm.header();
-    return res;
+    return sm.range(r);
   }
 
   async function put(req: Msg): Promise<Msg> {
-    checkPut(req);
+    const r = convert.putFromPb(req);
+    validatePut(r);
     const raw = rawOf(req);
     sm.checkQuota(raw.length);
-    const res = (await server.propose(RequestKind.Put, raw, req)) as Msg;
+    const res = (await server.propose(RequestKind.Put, raw, r)) as Msg;
     m.putTotal.inc();
     return res;
   }
 
   async function deleteRange(req: Msg): Promise<Msg> {
-    checkDeleteRange(req);
-    const res = (await server.propose(RequestKind.DeleteRange, rawOf(req), req)) as Msg;
+    const r = convert.deleteFromPb(req);
+    validateDeleteRange(r);
+    const res = (await server.propose(RequestKind.DeleteRange, rawOf(req), r)) as Msg;
     m.deleteTotal.inc();
     return res;
   }
 
   async function txn(req: Msg): Promise<Msg> {
-    checkTxn(req, maxTxnOps);
+    const t = convert.txnFromPb(req);
+    validateTxn(t, maxTxnOps);
     m.txnTotal.inc();
-    if (isTxnReadOnly(req)) {
+    if (isTxnReadOnly(t)) {
       // A read-only txn needs no consensus round, like a Range (etcd does the same).
-      if (!isTxnSerializable(req)) await server.linearizableRead();
-      const res = await sm.readOnlyTxn(req);
-      res.header = sm.header();
-      return res;
+      if (!isTxnSerializable(t)) await server.linearizableRead();
+      return sm.readOnlyTxn(t);
     }
     const raw = rawOf(req);
     sm.checkQuota(raw.length);
-    return (await server.propose(RequestKind.Txn, raw, req)) as Msg;
+    return (await server.propose(RequestKind.Txn, raw, t)) as Msg;
   }
 
   async function compact(req: Msg): Promise<Msg> {

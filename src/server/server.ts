@@ -16,6 +16,7 @@ import { decodeHeader, decodePayload, encodePayload, encodeRequest, payloadOf, R
 import { NoopTransport, type Transport } from './transport.js';
 import { AppliedIndexWaits, ProposalWaits } from './wait.js';
 import { StateMachine } from './state-machine.js';
+import { internalFromPb } from './convert.js';
 import { toLong, type Msg } from './pb.js';
 
 export interface ServerConfig {
@@ -587,7 +588,7 @@ export class EtcdServer {
       this.waits.resolve(requestId, undefined);
       return;
     }
-    const msg = local !== undefined ? local : decodePayload(kind, payloadOf(e.data));
+    const msg = local !== undefined ? local : internalFromPb(kind, decodePayload(kind, payloadOf(e.data)));
     const start = performance.now();
     const settle = (result: unknown, err?: Error) => {
       const ms = performance.now() - start;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { Backend } from '../backend/index.js';
+import { Backend, Bucket } from '../backend/index.js';
 import { MvccStore } from '../mvcc/index.js';
 import { Lessor, minLeaseTtlSec, leaseNotFound, type LeaseRecord } from '../lease/lessor.js';
 import type { Snapshot } from '../raft/types.js';
@@ -10,6 +10,7 @@ import type { ServerMetrics } from './metrics.js';
 import { big, toLong, type Msg } from './pb.js';
 import { RequestKind } from './request.js';
 import * as convert from './convert.js';
+import type * as mvcc from '../mvcc/types.js';
 import type { ServerConfig } from './server.js';
 
 // The replicated state machine: everything a committed entry can change. MVCC keys,
@@ -35,8 +36,15 @@ export interface ApplyContext {
   applyMemberAttributes(payload: { id: string; name: string; clientUrls: string[] }, index: number): void;
 }
 
-const META_MEMBERSHIP = 'membership';
-const META_ALARMS = 'alarms';
+/** Membership and alarms are small: each is one JSON value in its bucket. */
+const MEMBERSHIP_KEY = Buffer.from('membership');
+const ALARMS_KEY = Buffer.from('alarms');
+
+function leaseKey(id: bigint): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(BigInt.asUintN(64, id));
+  return b;
+}
 
 export class StateMachine {
   readonly lessor: Lessor;
@@ -45,6 +53,8 @@ export class StateMachine {
   private termOf: () => number = () => 0;
   private activeAlarms: Alarm[] = [];
   private leader = false;
+  /** Membership as last persisted (loaded at open; the backend read is async). */
+  private persistedMembership?: Membership;
 
   private constructor(
     readonly backend: Backend,
@@ -65,6 +75,7 @@ export class StateMachine {
         batchIntervalMs: cfg.backendBatchIntervalMs,
         batchLimit: cfg.backendBatchLimit,
         onCommit: (seconds: number) => metrics.backendCommitSeconds.observe(seconds),
+        onFatalError: (err: Error) => logger.error('backend commit failed; stopping', { error: err.message }),
         logger,
       });
     } catch (e) {
@@ -87,7 +98,9 @@ export class StateMachine {
     });
     const sm = new StateMachine(backend, mvcc, cfg, logger, metrics, lessor);
     await sm.loadLeases();
-    sm.activeAlarms = sm.loadAlarms();
+    sm.activeAlarms = await sm.loadAlarms();
+    const ms = await backend.get(Bucket.Members, MEMBERSHIP_KEY);
+    sm.persistedMembership = ms ? Membership.fromJSON(ms.toString()) : undefined;
     return sm;
   }
 
@@ -116,17 +129,19 @@ export class StateMachine {
 
   // ------------------------------------------------------------------ reads
 
-  async range(req: Msg): Promise<Msg> {
-    return convert.rangeResultToPb(await this.mvcc.range(convert.rangeFromPb(req)));
+  async range(req: mvcc.RangeRequest): Promise<Msg> {
+    const r = await this.mvcc.range(req);
+    const out = convert.rangeResultToPb(r);
+    out.header = this.header(r.revision);
+    return out;
   }
 
   async rangeKey(key: Buffer): Promise<void> {
     await this.mvcc.range(convert.rangeFromPb({ key }));
   }
 
-  async readOnlyTxn(req: Msg): Promise<Msg> {
-    // A read-only txn changes nothing, so it is evaluated without a raft index.
-    const res = await this.mvcc.txn(convert.txnFromPb(req), this.mvcc.consistentIndex, true);
+  async readOnlyTxn(req: mvcc.TxnRequest): Promise<Msg> {
+    const res = await this.mvcc.readTxn(req);
     return convert.txnResultToPb(res, (rev) => this.header(rev));
   }
 
@@ -135,15 +150,15 @@ export class StateMachine {
   apply(kind: RequestKind, msg: Msg, index: number, ctx: ApplyContext): unknown {
     switch (kind) {
       case RequestKind.Put: {
-        const r = this.mvcc.put(convert.putFromPb(msg), index);
+        const r = this.mvcc.put(msg as mvcc.PutRequest, index);
         return { header: this.header(r.revision), prev_kv: r.prevKv ? convert.kvToPb(r.prevKv) : null };
       }
       case RequestKind.DeleteRange: {
-        const r = this.mvcc.deleteRange(convert.deleteFromPb(msg), index);
+        const r = this.mvcc.deleteRange(msg as mvcc.DeleteRangeRequest, index);
         return { header: this.header(r.revision), deleted: r.deleted, prev_kvs: r.prevKvs.map(convert.kvToPb) };
       }
       case RequestKind.Txn: {
-        const r = this.mvcc.txn(convert.txnFromPb(msg), index);
+        const r = this.mvcc.txn(msg as mvcc.TxnRequest, index);
         if (r instanceof Promise) return r.then((x) => convert.txnResultToPb(x, (rev) => this.header(rev)));
         return convert.txnResultToPb(r, (rev) => this.header(rev));
       }
@@ -237,7 +252,7 @@ export class StateMachine {
       this.activeAlarms = keep;
       for (const a of changed) this.logger.info('alarm disarmed', { alarm: a.alarmName, 'member-id': a.memberId.toString(16) });
     }
-    this.backend.putMeta(META_ALARMS, Buffer.from(JSON.stringify(this.activeAlarms.map((a) => ({ m: a.memberId.toString(), a: a.alarm })))));
+    this.backend.put(Bucket.Alarm, ALARMS_KEY, Buffer.from(JSON.stringify(this.activeAlarms.map((a) => ({ m: a.memberId.toString(), a: a.alarm })))));
     this.setConsistentIndex(index);
     return { header: this.header(), alarms: changed.map((a) => ({ memberID: toLong(a.memberId), alarm: a.alarm })) };
   }
@@ -248,8 +263,8 @@ export class StateMachine {
     return this.activeAlarms;
   }
 
-  private loadAlarms(): Alarm[] {
-    const raw = this.backend.getMeta(META_ALARMS);
+  private async loadAlarms(): Promise<Alarm[]> {
+    const raw = await this.backend.get(Bucket.Alarm, ALARMS_KEY);
     if (!raw) return [];
     return (JSON.parse(raw.toString()) as { m: string; a: number }[]).map((x) => ({
       memberId: BigInt(x.m), alarm: x.a as AlarmType, alarmName: AlarmType[x.a] ?? String(x.a),
@@ -276,15 +291,16 @@ export class StateMachine {
   // ------------------------------------------------------------------ leases
 
   private persistLease(rec: LeaseRecord): void {
-    this.backend.putLease(rec.id, Buffer.from(JSON.stringify({ ttl: rec.ttlSec, rem: rec.remainingTtlSec })));
+    this.backend.put(Bucket.Lease, leaseKey(rec.id), Buffer.from(JSON.stringify({ ttl: rec.ttlSec, rem: rec.remainingTtlSec })));
   }
 
   private deleteLeaseRecord(id: bigint): void {
-    this.backend.deleteLease(id);
+    this.backend.del(Bucket.Lease, leaseKey(id));
   }
 
   private async loadLeases(): Promise<void> {
-    for (const [id, value] of await this.backend.allLeases()) {
+    for await (const [key, value] of this.backend.iterate(Bucket.Lease)) {
+      const id = BigInt.asIntN(64, key.readBigUInt64BE(0));
       const o = JSON.parse(value.toString()) as { ttl: number; rem: number };
       this.lessor.restore({ id, ttlSec: o.ttl, remainingTtlSec: o.rem });
     }
@@ -303,13 +319,15 @@ export class StateMachine {
   // ------------------------------------------------------------------ membership
 
   saveMembership(ms: Membership, index: number): void {
-    this.backend.putMeta(META_MEMBERSHIP, Buffer.from(JSON.stringify(ms.toJSON())));
+    const json = JSON.stringify(ms.toJSON());
+    this.backend.put(Bucket.Members, MEMBERSHIP_KEY, Buffer.from(json));
+    this.persistedMembership = Membership.fromJSON(json);
     this.setConsistentIndex(index);
   }
 
+  /** The membership as of the backend's consistent index (a copy). */
   loadMembership(): Membership | undefined {
-    const raw = this.backend.getMeta(META_MEMBERSHIP);
-    return raw ? Membership.fromJSON(raw.toString()) : undefined;
+    return this.persistedMembership ? Membership.fromJSON(JSON.stringify(this.persistedMembership.toJSON())) : undefined;
   }
 
   // ------------------------------------------------------------------ maintenance
