@@ -1,0 +1,157 @@
+// Ordered map from key bytes to KeyIndex: a two-level sorted list (an array of sorted
+// chunks of at most MAX_CHUNK entries, plus each chunk's last key for the top-level
+// binary search). Lookups are two binary searches; inserts/deletes shift at most one
+// chunk, so they stay cheap at millions of keys, and in-order range scans walk arrays.
+// Keys compare as raw bytes (Buffer.compare), like etcd's btree of keyIndex.
+
+import { KeyIndex } from './key_index.js';
+
+const MAX_CHUNK = 512;
+
+export class KeyTree {
+  private readonly chunks: KeyIndex[][] = [];
+  /** lastKeys[c] = key of the last entry of chunks[c]. */
+  private readonly lastKeys: Buffer[] = [];
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Replace the contents with `sorted` (strictly ascending by key). */
+  bulkLoad(sorted: KeyIndex[]): void {
+    for (let i = 1; i < sorted.length; i++) {
+      if (Buffer.compare(sorted[i - 1]!.key, sorted[i]!.key) >= 0) throw new Error('mvcc: bulkLoad input not strictly sorted');
+    }
+    // Mutate in place: cursors hold a reference to the chunk array.
+    this.chunks.length = 0;
+    this.lastKeys.length = 0;
+    const half = MAX_CHUNK / 2;
+    for (let i = 0; i < sorted.length; i += half) {
+      const chunk = sorted.slice(i, i + half);
+      this.chunks.push(chunk);
+      this.lastKeys.push(chunk[chunk.length - 1]!.key);
+    }
+    this.count = sorted.length;
+  }
+
+  /** Index of the first chunk whose last key is >= key; chunks.length if none. */
+  private chunkFor(key: Buffer): number {
+    let lo = 0;
+    let hi = this.lastKeys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (Buffer.compare(this.lastKeys[mid]!, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  get(key: Buffer): KeyIndex | undefined {
+    const c = this.chunkFor(key);
+    if (c === this.chunks.length) return undefined;
+    const chunk = this.chunks[c]!;
+    const i = lowerBound(chunk, key);
+    const ki = chunk[i];
+    return ki !== undefined && ki.key.equals(key) ? ki : undefined;
+  }
+
+  /** Insert a KeyIndex whose key is not present yet. */
+  insert(ki: KeyIndex): void {
+    if (this.chunks.length === 0) {
+      this.chunks.push([ki]);
+      this.lastKeys.push(ki.key);
+      this.count = 1;
+      return;
+    }
+    let c = this.chunkFor(ki.key);
+    if (c === this.chunks.length) c--; // beyond every key: append to the last chunk
+    const chunk = this.chunks[c]!;
+    const i = lowerBound(chunk, ki.key);
+    if (i < chunk.length && chunk[i]!.key.equals(ki.key)) throw new Error('mvcc: duplicate key inserted into index');
+    chunk.splice(i, 0, ki);
+    if (i === chunk.length - 1) this.lastKeys[c] = ki.key;
+    this.count++;
+    if (chunk.length > MAX_CHUNK) {
+      const right = chunk.splice(chunk.length >>> 1);
+      this.chunks.splice(c + 1, 0, right);
+      this.lastKeys.splice(c, 1, chunk[chunk.length - 1]!.key, right[right.length - 1]!.key);
+    }
+  }
+
+  delete(key: Buffer): boolean {
+    const c = this.chunkFor(key);
+    if (c === this.chunks.length) return false;
+    const chunk = this.chunks[c]!;
+    const i = lowerBound(chunk, key);
+    if (i === chunk.length || !chunk[i]!.key.equals(key)) return false;
+    chunk.splice(i, 1);
+    this.count--;
+    if (chunk.length === 0) {
+      this.chunks.splice(c, 1);
+      this.lastKeys.splice(c, 1);
+    } else if (i === chunk.length) {
+      this.lastKeys[c] = chunk[chunk.length - 1]!.key;
+    }
+    return true;
+  }
+
+  /** A cursor positioned nowhere; call seek() or first(). Do not mutate the tree while using it. */
+  cursor(): TreeCursor {
+    return new TreeCursor(this.chunks, this);
+  }
+
+  /** @internal */
+  chunkIndexFor(key: Buffer): number {
+    return this.chunkFor(key);
+  }
+}
+
+export class TreeCursor {
+  private c = 0;
+  private i = 0;
+  constructor(
+    private readonly chunks: KeyIndex[][],
+    private readonly tree: KeyTree,
+  ) {}
+
+  /** Position at the first entry with key >= `key` and return it. */
+  seek(key: Buffer): KeyIndex | undefined {
+    this.c = this.tree.chunkIndexFor(key);
+    if (this.c === this.chunks.length) return undefined;
+    this.i = lowerBound(this.chunks[this.c]!, key);
+    return this.current();
+  }
+
+  first(): KeyIndex | undefined {
+    this.c = 0;
+    this.i = 0;
+    return this.current();
+  }
+
+  next(): KeyIndex | undefined {
+    this.i++;
+    return this.current();
+  }
+
+  private current(): KeyIndex | undefined {
+    while (this.c < this.chunks.length) {
+      const chunk = this.chunks[this.c]!;
+      if (this.i < chunk.length) return chunk[this.i];
+      this.c++;
+      this.i = 0;
+    }
+    return undefined;
+  }
+}
+
+function lowerBound(chunk: KeyIndex[], key: Buffer): number {
+  let lo = 0;
+  let hi = chunk.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (Buffer.compare(chunk[mid]!.key, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
