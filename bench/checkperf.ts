@@ -4,6 +4,7 @@
 // stddev <= 0.1 s, no errors), never its maximum throughput.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { processTreeCpuSeconds } from './cluster.js';
 
 export type CheckPerfLoad = 's' | 'm' | 'l' | 'xl';
 
@@ -24,6 +25,8 @@ export interface CheckPerfResult {
   /** Set when verdict is 'error' (non-zero exit without verdict, timeout, spawn failure). */
   error?: string;
   elapsedSec: number;
+  /** CPU used by etcdctl (sampled every second from /proc, so up to ~1 s is missed). */
+  etcdctlCpuSec?: number;
 }
 
 /** Extracts the verdict and numbers from etcdctl check perf's output (progress bar included). */
@@ -83,14 +86,25 @@ export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfRes
       timedOut = true;
       child.kill('SIGKILL');
     }, timeoutMs);
+    // etcdctl is the load generator here, so its CPU is the "client CPU" of this workload.
+    // /proc disappears at exit, hence periodic samples.
+    let etcdctlCpuSec: number | undefined;
+    const sampler = setInterval(() => {
+      if (child.pid !== undefined) {
+        const cpu = processTreeCpuSeconds([child.pid]);
+        if (cpu > 0) etcdctlCpuSec = cpu;
+      }
+    }, 1000);
     let finished = false;
     const finish = (error: string | undefined): void => {
       // 'error' and 'close' can both fire for one failed spawn; report once.
       if (finished) return;
       finished = true;
       clearTimeout(timer);
+      clearInterval(sampler);
       const parsed = parseCheckPerfOutput(opts.load, output);
       const result: CheckPerfResult = { ...parsed, elapsedSec: (performance.now() - startedAt) / 1000 };
+      if (etcdctlCpuSec !== undefined) result.etcdctlCpuSec = etcdctlCpuSec;
       if (result.verdict === 'error') result.error = error ?? lastLine(output) ?? 'no verdict printed';
       resolve(result);
     };

@@ -185,6 +185,8 @@ interface UnaryLoad {
 }
 
 const WATCHDOG_PERIOD_MS = 500;
+/** A server that fails this many requests in a row from the start is broken: stop hammering it. */
+const GIVE_UP_AFTER_ERRORS = 200;
 
 /**
  * Runs `total` requests with `clients` concurrent callers. Each caller issues its next
@@ -238,7 +240,8 @@ async function runUnaryLoad(pool: ConnPool, load: UnaryLoad, opts: LoadOptions):
           issueNext();
         };
         const issueNext = (): void => {
-          if (issued >= opts.total || unimplemented !== undefined || performance.now() >= stopIssuingAt) {
+          const hopeless = rec.successes === 0 && rec.errors >= GIVE_UP_AFTER_ERRORS;
+          if (issued >= opts.total || unimplemented !== undefined || hopeless || performance.now() >= stopIssuingAt) {
             if (--activeCallers === 0) resolve();
             return;
           }
@@ -257,6 +260,9 @@ async function runUnaryLoad(pool: ConnPool, load: UnaryLoad, opts: LoadOptions):
   const seconds = Math.max(0, (lastDone || performance.now()) - start) / 1000;
   if (unimplemented !== undefined && rec.successes === 0) {
     return emptySummary('not-run', `server returned UNIMPLEMENTED: ${unimplemented}`);
+  }
+  if (rec.successes === 0 && rec.errors >= GIVE_UP_AFTER_ERRORS && issued < opts.total) {
+    return rec.summarize(seconds, 'failed', `gave up after ${rec.errors} errors without a single success`);
   }
   const capped = issued < opts.total && unimplemented === undefined;
   return rec.summarize(seconds, undefined, capped ? `stopped at the ${opts.maxSeconds} s cap after ${issued} requests` : undefined);

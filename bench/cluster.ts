@@ -29,9 +29,9 @@ export function etcdBinary(binaryPath: string = ETCD_DEFAULT_PATH): ServerBinary
   return fs.existsSync(binaryPath) ? { name: 'etcd', command: binaryPath, prefixArgs: [] } : undefined;
 }
 
-export function tsetcdBinary(repoRoot: string): ServerBinary | undefined {
-  const script = path.join(repoRoot, 'bin', 'tsetcd.js');
-  return fs.existsSync(script) ? { name: 'tsetcd', command: process.execPath, prefixArgs: [script] } : undefined;
+/** tsetcd runs as `node <script>`; the script defaults to <repo>/bin/tsetcd.js. */
+export function tsetcdBinary(repoRoot: string, scriptPath: string = path.join(repoRoot, 'bin', 'tsetcd.js')): ServerBinary | undefined {
+  return fs.existsSync(scriptPath) ? { name: 'tsetcd', command: process.execPath, prefixArgs: [scriptPath] } : undefined;
 }
 
 /** First line of `<binary> --version`, or undefined if the binary does not run. */

@@ -153,6 +153,8 @@ export interface SuiteOptions {
   pin: boolean;
   etcdPath: string;
   etcdctlPath: string;
+  /** Script run with node for tsetcd (default <repo>/bin/tsetcd.js). */
+  tsetcdPath?: string;
   extraArgs: Record<TargetName, string[]>;
 }
 
@@ -169,6 +171,7 @@ const RUN_USAGE = `usage: node dist/bench/run.js [options]
   --json FILE               also write all results as JSON
   --pin                     pin servers to CPU 1 and the client (and etcdctl) to CPU 0 with taskset
   --etcd PATH --etcdctl PATH   binaries (default /usr/bin/etcd, /usr/bin/etcdctl)
+  --tsetcd PATH             tsetcd entry script run with node (default <repo>/bin/tsetcd.js)
   --etcd-args "..." --tsetcd-args "..."   extra server flags
   --list                    list workloads and exit`;
 
@@ -219,6 +222,7 @@ export function parseSuiteOptions(argv: string[]): SuiteOptions {
   };
   if (totalOverride !== undefined) opts.totalOverride = totalOverride;
   if (args.flags.has('json')) opts.jsonPath = flagString(args, 'json', '');
+  if (args.flags.has('tsetcd')) opts.tsetcdPath = path.resolve(flagString(args, 'tsetcd', ''));
   return opts;
 }
 
@@ -275,9 +279,9 @@ interface TargetInfo {
 
 function resolveTargets(opts: SuiteOptions, repoRoot: string): TargetInfo[] {
   return opts.targets.map((name): TargetInfo => {
-    const binary = name === 'etcd' ? etcdBinary(opts.etcdPath) : tsetcdBinary(repoRoot);
+    const binary = name === 'etcd' ? etcdBinary(opts.etcdPath) : tsetcdBinary(repoRoot, opts.tsetcdPath);
     if (binary === undefined) {
-      return { name, available: false, reason: name === 'etcd' ? `${opts.etcdPath} not found` : 'bin/tsetcd.js not found' };
+      return { name, available: false, reason: `${name === 'etcd' ? opts.etcdPath : (opts.tsetcdPath ?? 'bin/tsetcd.js')} not found` };
     }
     const version = binaryVersion(binary);
     if (version === undefined) return { name, available: false, reason: `${binary.name} --version failed (not built?)`, binary };
@@ -441,7 +445,10 @@ function formatRecord(r: RunRecord): string {
   const cp = r.checkPerf!;
   const verdict = cp.verdict === 'error' ? `ERROR (${cp.error ?? ''})` : cp.verdict.toUpperCase();
   const lines = cp.lines.map((l) => `      ${l}`).join('\n');
-  return `${head}\n    ${verdict}${cp.writesPerSec !== undefined ? `: ${cp.writesPerSec} writes/s` : ''} in ${cp.elapsedSec.toFixed(1)} s\n${lines}\n  ${cpu}`;
+  const cpCpu =
+    `  etcdctl CPU ${cp.etcdctlCpuSec !== undefined ? `~${cp.etcdctlCpuSec.toFixed(2)} s` : 'n/a'},` +
+    ` server CPU ${r.serverCpuSec.toFixed(2)} s, server RSS ${(r.serverRssBytes / 1048576).toFixed(0)} MiB`;
+  return `${head}\n    ${verdict}${cp.writesPerSec !== undefined ? `: ${cp.writesPerSec} writes/s` : ''} in ${cp.elapsedSec.toFixed(1)} s\n${lines}\n  ${cpCpu}`;
 }
 
 // ------------------------------------------------------------------ aggregation and table

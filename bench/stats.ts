@@ -120,7 +120,9 @@ export function emptySummary(status: RunStatus, note: string): RunSummary {
 /** One human-readable block, modelled on etcd benchmark's "Summary:" output. */
 export function formatSummary(title: string, s: RunSummary): string {
   if (s.status !== 'ok') {
-    return `${title}: ${s.status.toUpperCase()}${s.note ? ` (${s.note})` : ''}`;
+    const lines = [`${title}: ${s.status.toUpperCase()}${s.note ? ` (${s.note})` : ''}`];
+    for (const [kind, count] of Object.entries(s.errorKinds)) lines.push(`  error ${count} x ${kind}`);
+    return lines.join('\n');
   }
   const lines = [
     `${title}:`,
