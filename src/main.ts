@@ -57,8 +57,6 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.keepalive_time_ms': config.grpcKeepaliveIntervalMs,
     'grpc.keepalive_timeout_ms': config.grpcKeepaliveTimeoutMs,
-    'grpc.http2.min_ping_interval_without_data_ms': config.grpcKeepaliveMinTimeMs,
-    'grpc.max_concurrent_streams': 2 ** 31 - 1,
   });
   registerServices(grpcServer, server);
   const handler: http.RequestListener = httpHandler({ server });

@@ -61,7 +61,9 @@ export async function listenClientUrl(url: ListenUrl, opts: ListenOptions): Prom
       socket.pause();
       socket.unshift(seen);
       route(socket, prefixMatches);
-      socket.resume();
+      // HTTP/2 takes over the native handle and drains the unshifted bytes itself; resuming
+      // the JS stream would steal data from it. HTTP/1.1 reads through 'data' events.
+      if (!prefixMatches) socket.resume();
     };
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());

@@ -125,8 +125,3 @@ function responseOpToPb(op: mvcc.ResponseOp, header: HeaderFn): Msg {
 export function txnResultToPb(r: mvcc.TxnResult, header: HeaderFn): Msg {
   return { header: header(r.revision), succeeded: r.succeeded, responses: r.responses.map((op) => responseOpToPb(op, nestedHeader)) };
 }
-
-/** A txn that deletes the given keys in one revision (lease revocation). */
-export function deleteKeysTxn(keys: Buffer[]): mvcc.TxnRequest {
-  return { compare: [], success: keys.map((key) => ({ requestDeleteRange: { key } })), failure: [] };
-}

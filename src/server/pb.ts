@@ -68,6 +68,7 @@ export function toLong(v: bigint, unsigned = true): Long {
 export function bytes(v: unknown): Buffer {
   if (v === null || v === undefined) return EMPTY;
   if (Buffer.isBuffer(v)) return v;
+  if (Array.isArray(v)) return v.length === 0 ? EMPTY : Buffer.from(v as number[]);
   const u = v as Uint8Array;
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }

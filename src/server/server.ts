@@ -92,6 +92,7 @@ export class EtcdServer {
   private snapshotIndex = 0;
   private confState: ConfState = { voters: [], learners: [] };
   private leaderChangedAtMs = Date.now();
+  private soloCampaignPending = false;
 
   private readyScheduled = false;
   private inReadyLoop = false;
@@ -241,7 +242,8 @@ export class EtcdServer {
     this.tickTimer = setInterval(() => this.onTick(), this.cfg.heartbeatIntervalMs);
     // A member that is the only voter need not wait a whole election timeout to lead.
     const voters = this.confState.voters.length > 0 ? this.confState.voters : this.membership.list().filter((x) => !x.isLearner).map((x) => x.id);
-    if (voters.length <= 1) this.node.campaign();
+    // (Raft refuses to campaign before the bootstrap conf changes are applied: see applyEntries.)
+    if (voters.length <= 1) this.soloCampaignPending = true;
     this.scheduleReady();
     this.publishAttributesWhenLeaderKnown();
   }
@@ -572,6 +574,11 @@ export class EtcdServer {
       }
       if (e.index > this.appliedIndex) this.appliedIndex = e.index;
       if (this.stopped) return;
+    }
+    if (this.soloCampaignPending && this.leaderId === NONE && this.confState.voters.length === 1 && this.confState.voters[0] === this.memberId) {
+      this.soloCampaignPending = false;
+      this.node.campaign();
+      this.scheduleReady();
     }
     this.metrics.proposalsApplied.set(this.appliedIndex);
     this.metrics.proposalsPending.set(this.waits.size);

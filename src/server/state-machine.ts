@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { Backend, Bucket } from '../backend/index.js';
-import { MvccStore } from '../mvcc/index.js';
+import { MvccStore } from '../mvcc/store.js';
 import { Lessor, minLeaseTtlSec, leaseNotFound, type LeaseRecord } from '../lease/lessor.js';
 import type { Snapshot } from '../raft/types.js';
 import { Errors, ServerError } from './errors.js';
 import { Membership } from './membership.js';
 import type { ServerMetrics } from './metrics.js';
-import { big, toLong, type Msg } from './pb.js';
+import { big, num, toLong, type Msg } from './pb.js';
+import { ErrCompacted, ErrFutureRev } from '../mvcc/errors.js';
 import { RequestKind } from './request.js';
 import * as convert from './convert.js';
 import type * as mvcc from '../mvcc/types.js';
@@ -88,16 +89,17 @@ export class StateMachine {
       throw e;
     }
     const lessor = new Lessor(minLeaseTtlSec(cfg.electionTimeoutMs));
-    const mvcc = await MvccStore.open(backend, {
-      logger,
-      leases: {
-        exists: (id: bigint) => lessor.exists(id),
-        attach: (id: bigint, key: Buffer) => lessor.attach(id, key),
-        detach: (id: bigint, key: Buffer) => lessor.detach(id, key),
-      },
-    });
+    const mvcc = await MvccStore.open(backend, { logger });
     const sm = new StateMachine(backend, mvcc, cfg, logger, metrics, lessor);
     await sm.loadLeases();
+    // Connecting the lessor re-attaches every live key to its lease.
+    mvcc.attachLeases({
+      exists: (id: bigint) => lessor.exists(id),
+      attach: (id: bigint, key: Buffer) => {
+        if (lessor.exists(id)) lessor.attach(id, key);
+      },
+      detach: (id: bigint, key: Buffer) => lessor.detach(id, key),
+    });
     sm.activeAlarms = await sm.loadAlarms();
     const ms = await backend.get(Bucket.Members, MEMBERSHIP_KEY);
     sm.persistedMembership = ms ? Membership.fromJSON(ms.toString()) : undefined;
@@ -141,7 +143,8 @@ export class StateMachine {
   }
 
   async readOnlyTxn(req: mvcc.TxnRequest): Promise<Msg> {
-    const res = await this.mvcc.readTxn(req);
+    // Raft index 0: a read-only txn is not an applied entry.
+    const res = await this.mvcc.txn(req, 0);
     return convert.txnResultToPb(res, (rev) => this.header(rev));
   }
 
@@ -183,7 +186,10 @@ export class StateMachine {
   }
 
   private applyCompact(msg: Msg, index: number): Msg {
-    const revision = Number(msg.revision ?? 0);
+    const revision = num(msg.revision);
+    // Report etcd's errors to the caller synchronously (the store reports them through the promise).
+    if (revision <= this.mvcc.compactRevision) throw new ErrCompacted();
+    if (revision > this.mvcc.currentRevision) throw new ErrFutureRev();
     // The store validates and removes the compacted revisions from its index right away;
     // the backend part may continue in the background ("physical" waits for it).
     const done = this.mvcc.compact(revision, index);
@@ -210,9 +216,7 @@ export class StateMachine {
     let revision = this.mvcc.currentRevision;
     if (keys.length > 0) {
       // All attached keys go in one revision, as etcd does.
-      const r = this.mvcc.txn(convert.deleteKeysTxn(keys), index);
-      if (r instanceof Promise) throw new Error('lease revoke txn must apply synchronously');
-      revision = this.mvcc.currentRevision;
+      revision = this.mvcc.deleteKeys(keys, index).revision;
     } else {
       this.setConsistentIndex(index);
     }
@@ -304,10 +308,6 @@ export class StateMachine {
       const o = JSON.parse(value.toString()) as { ttl: number; rem: number };
       this.lessor.restore({ id, ttlSec: o.ttl, remainingTtlSec: o.rem });
     }
-    // Re-attach keys to their leases from the key index.
-    this.mvcc.forEachLeasedKey((key: Buffer, lease: bigint) => {
-      if (this.lessor.exists(lease)) this.lessor.attach(lease, key);
-    });
   }
 
   onLeaderChange(isLeader: boolean, electionTimeoutMs = this.cfg.electionTimeoutMs): void {
@@ -363,7 +363,7 @@ export class StateMachine {
     m.dbTotalSizeInUse.set(sizes.inUseBytes);
     m.currentRevision.set(this.mvcc.currentRevision);
     m.compactRevision.set(this.mvcc.compactRevision);
-    m.keysTotal.set(this.mvcc.keyCount);
+    m.keysTotal.set(this.mvcc.indexedKeys);
   }
 
   async close(): Promise<void> {

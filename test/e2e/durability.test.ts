@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { ctlOk, etcdctl, singleNode, sleep, stopAll, type Member } from './harness.js';
+import { ctlOk, etcdctl, freePort, Member, singleNode, sleep, stopAll } from './harness.js';
 
 // Crash safety with real processes: SIGKILL during writes loses no acknowledged write;
 // a torn WAL tail is repaired at start; a corrupt record before the tail refuses to start.
@@ -106,17 +106,16 @@ describe('durability', () => {
 
   it('a second process on the same data dir gets a clear error', async () => {
     const m = await singleNode();
-    const { Member: M } = await import('./harness.js');
-    const twin = new M({ ...m.spec, clientPort: m.spec.clientPort + 0 }, m.args.map((a) => a));
-    // same data dir, different ports so the failure is about the lock, not the sockets
-    const args = [...m.args];
-    const clientIdx = args.indexOf('--listen-client-urls');
-    args[clientIdx + 1] = 'http://127.0.0.1:0';
-    twin.args = args;
+    // same data dir, other ports: the failure must be about the data dir, not the sockets
+    const spec = { ...m.spec, clientPort: await freePort(), peerPort: await freePort() };
+    const args = m.args.map((a) =>
+      a.replace(`:${m.spec.clientPort}`, `:${spec.clientPort}`).replace(`:${m.spec.peerPort}`, `:${spec.peerPort}`),
+    );
+    const twin = new Member(spec, args);
     twin.start();
     const code = await twin.exited;
     expect(code).toBe(1);
-    expect(twin.stderr).toMatch(/data dir .* in use|locked|another process/i);
+    expect(twin.stderr).toMatch(/data dir .* is in use by another process/);
     const r = await etcdctl(m.clientUrl, ['put', 'still', 'serving']);
     expect(r.code).toBe(0);
   }, 60_000);

@@ -64,15 +64,22 @@ describe('npm etcd3 client against tsetcd', () => {
   it('an unknown lease gives EtcdLeaseInvalidError; a real lease works', async () => {
     const err = await client.put('leased').value('v').lease('123456').exec().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EtcdLeaseInvalidError);
-    const revokeErr = await client.lease(5, { autoKeepAlive: false }).revoke().catch(() => 'revoked-or-granted');
-    expect(revokeErr).toBeUndefined();
     const lease = client.lease(10, { autoKeepAlive: false });
     const id = await lease.grant();
     await lease.put('leased').value('v');
     expect(await client.get('leased').string()).toBe('v');
-    expect(await lease.ttl()).toBeGreaterThan(5);
+    const ttl = await client.leaseClient.leaseTimeToLive({ ID: id, keys: true });
+    expect(Number(ttl.TTL)).toBeGreaterThan(5);
+    expect(ttl.grantedTTL).toBe('10');
+    expect(ttl.keys.map((k) => k.toString())).toEqual(['leased']);
+    const once = await lease.keepaliveOnce();
+    expect(once.TTL).toBe('10');
     await lease.revoke();
     expect(await client.get('leased').string()).toBeNull();
+    const gone = await client.leaseClient.leaseTimeToLive({ ID: id });
+    expect(gone.TTL).toBe('-1');
+    const revokeErr = await client.leaseClient.leaseRevoke({ ID: id }).catch((e: unknown) => e);
+    expect(revokeErr).toBeInstanceOf(EtcdLeaseInvalidError);
     expect(id).toMatch(/^\d+$/);
   });
 
