@@ -4,7 +4,7 @@ import { decodeConfChange } from '../../../src/raft/codec.js';
 import { RawNode } from '../../../src/raft/rawnode.js';
 import type { RaftConfig } from '../../../src/raft/raft.js';
 import { MemoryStorage } from '../../../src/raft/storage.js';
-import type { ConfChange, ConfState, Entry, Message, NodeId, ReadState } from '../../../src/raft/types.js';
+import type { ConfChange, ConfState, Entry, Message, NodeId, ReadState, Ready } from '../../../src/raft/types.js';
 import { EntryType, MessageType, NONE, StateType } from '../../../src/raft/types.js';
 import { Prng } from './sim/prng.js';
 
@@ -40,11 +40,13 @@ export class TestNode {
     this.node = new RawNode({ ...cfg, id, storage: this.storage });
   }
 
-  /** Crash and restart from persisted state only. */
+  /** Crash and restart from persisted state only; the state machine restarts from the snapshot. */
   restart(): void {
     const snap = this.storage.snapshot();
-    this.node = new RawNode({ ...this.cfg, id: this.id, storage: this.storage });
+    this.node = new RawNode({ ...this.cfg, id: this.id, storage: this.storage, applied: snap.meta.index });
     this.appliedIndex = snap.meta.index;
+    this.applied = [];
+    this.readStates = [];
   }
 
   get raft() {
@@ -112,10 +114,11 @@ export class TestCluster {
   }
 
   /** Persist, send, apply and advance one Ready of node `id`. Returns false if it had none. */
-  processReady(id: NodeId): boolean {
+  processReady(id: NodeId, inspect?: (rd: Ready) => void): boolean {
     const n = this.get(id);
     if (n.stopped || !n.node.hasReady()) return false;
     const rd = n.node.ready();
+    inspect?.(rd);
     if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
     n.storage.append(rd.entries);
     if (rd.hardState) n.storage.setHardState(rd.hardState);
@@ -139,6 +142,32 @@ export class TestCluster {
     n.readStates.push(...rd.readStates);
     n.node.advance(rd);
     return true;
+  }
+
+  /** Crash: the node stops; messages to it are lost. */
+  stop(id: NodeId): void {
+    this.get(id).stopped = true;
+  }
+
+  /** Restart a stopped node from its persisted storage only. */
+  restartNode(id: NodeId): TestNode {
+    const n = this.get(id);
+    n.restart();
+    n.stopped = false;
+    while (this.processReady(id)) {
+      // re-apply committed entries
+    }
+    return n;
+  }
+
+  /** Process one Ready of `id`, returning it for inspection (it is persisted, sent and applied). */
+  nextReady(id: NodeId): Ready {
+    let captured: Ready | undefined;
+    this.processReady(id, (rd) => {
+      captured = rd;
+    });
+    if (!captured) throw new Error(`node ${id} has no Ready`);
+    return captured;
   }
 
   isCut(from: NodeId, to: NodeId): boolean {
