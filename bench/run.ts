@@ -265,6 +265,8 @@ export interface RunRecord {
   clientCpuSec: number;
   serverCpuSec: number;
   serverRssBytes: number;
+  /** Set when a member process exited during this workload. */
+  memberDied?: string;
 }
 
 interface TargetInfo {
@@ -363,6 +365,7 @@ async function runTargetCluster(
       log(`  warm-up failed: ${err instanceof Error ? err.message : String(err)}`);
     }
 
+    const reportedDead = new Set<string>();
     for (const w of workloads) {
       if (shutdownRequested()) return;
       const dead = cluster.deadMembers();
@@ -410,6 +413,13 @@ async function runTargetCluster(
       record.serverRssBytes = cluster.rssBytes();
       records.push(record);
       log(formatRecord(record));
+      const diedNow = cluster.deadMembers().filter((m) => !reportedDead.has(m.name));
+      if (diedNow.length > 0) {
+        for (const m of diedNow) reportedDead.add(m.name);
+        const why = diedNow.map((m) => `${m.name} (exit ${m.exit?.code ?? m.exit?.signal})`).join(', ');
+        record.memberDied = why;
+        log(`  !! member(s) ${why} died during ${w.id}\n${cluster.logTails(20)}`);
+      }
     }
   } finally {
     await cluster.stop();
