@@ -11,6 +11,7 @@ import { listenClientUrl, type ClientListener } from './api/listener.js';
 import { httpHandler } from './api/http.js';
 import { registerServices } from './api/services.js';
 import { startPeerListeners, type PeerListener } from './peer/listener.js';
+import { PeerTransport } from './peer/transport.js';
 
 // `tsetcd [etcd flags]`: parse the configuration as etcd does, start the member, open the
 // client, metrics and peer listeners, and stop gracefully on SIGINT/SIGTERM.
@@ -49,7 +50,23 @@ export interface RunningMember {
 /** Starts a member from a parsed configuration (used by main and by in-process tests). */
 export async function startMember(config: EtcdConfig, logger: Logger): Promise<RunningMember> {
   const metrics = new ServerMetrics();
-  const server = await EtcdServer.start(toServerConfig(config), logger, metrics);
+  let transport: PeerTransport | undefined;
+  const server = await EtcdServer.start(toServerConfig(config), logger, metrics, (s) => {
+    transport = new PeerTransport({
+      localId: s.memberId,
+      clusterId: () => s.clusterId,
+      etcdVersion: config.etcdVersion,
+      logger,
+      onUnreachable: (id) => s.reportUnreachable(id),
+      onSnapshotStatus: (id, ok) => s.reportSnapshot(id, ok),
+      onSent: (id, bytes, rtt) => {
+        metrics.peerSentBytes.inc({ To: idToHex(id) }, bytes);
+        metrics.peerRttSeconds.observe({ To: idToHex(id) }, rtt);
+      },
+      onSendFailure: (id) => metrics.peerSentFailures.inc({ To: idToHex(id) }),
+    });
+    return transport;
+  });
   const grpcServer = new grpc.Server({
     // etcd: the gRPC receive limit is --max-request-bytes plus 512 KiB of envelope, so an
     // oversized request still reaches the server and gets etcd's "request is too large".
@@ -71,7 +88,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
       listeners.push(await listenClientUrl(url, { httpHandler: handler, logger }));
       logger.info('serving metrics and health', { address: url.text });
     }
-    peers.push(...(await startPeerListeners(config.listenPeerUrls, server, logger)));
+    peers.push(...(await startPeerListeners(config.listenPeerUrls, server, logger, transport)));
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all(peers.map((p) => p.close()));

@@ -4,13 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { RawNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
 import {
   ConfChangeType, EntryType, StateType, NONE,
-  type ConfChange, type ConfState, type Entry, type NodeId, type Ready, type ReadState,
+  type ConfChange, type ConfState, type Entry, type Message, type NodeId, type Ready, type ReadState,
 } from '../raft/types.js';
 import { Wal } from '../wal/index.js';
 import type { Logger } from '../log/logger.js';
 import { Errors, ServerError } from './errors.js';
 import { computeMemberId, idToHex } from './ids.js';
-import { bootstrapMembers, decodeMember, encodeMember, Membership, type InitialMember, type Member } from './membership.js';
+import { bootstrapMembers, ConfigError, decodeMember, encodeMember, Membership, type InitialMember, type Member } from './membership.js';
 import type { ServerMetrics } from './metrics.js';
 import { decodeHeader, decodePayload, encodePayload, encodeRequest, payloadOf, RequestIdGenerator, RequestKind } from './request.js';
 import { NoopTransport, type Transport } from './transport.js';
@@ -132,7 +132,9 @@ export class EtcdServer {
 
   // ------------------------------------------------------------------ start / stop
 
-  static async start(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, transport?: Transport): Promise<EtcdServer> {
+  static async start(
+    cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, makeTransport?: (server: EtcdServer) => Transport,
+  ): Promise<EtcdServer> {
     const memberDir = path.join(cfg.dataDir, 'member');
     fs.mkdirSync(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
     const stateMachine = await StateMachine.open(path.join(memberDir, 'snap', 'db'), cfg, logger, metrics);
@@ -140,7 +142,7 @@ export class EtcdServer {
       const server = Wal.exists(cfg.walDir)
         ? await EtcdServer.restart(cfg, logger, metrics, stateMachine)
         : await EtcdServer.bootstrapNew(cfg, logger, metrics, stateMachine);
-      if (transport) server.transport = transport;
+      if (makeTransport) server.transport = makeTransport(server);
       server.begin();
       return server;
     } catch (e) {
@@ -163,11 +165,7 @@ export class EtcdServer {
   }
 
   private static async bootstrapNew(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, sm: StateMachine): Promise<EtcdServer> {
-    if (cfg.initialClusterState === 'existing') {
-      throw new ServerError(
-        'joining an existing cluster (--initial-cluster-state existing) needs the peer transport, which this build does not have yet',
-      );
-    }
+    if (cfg.initialClusterState === 'existing') return EtcdServer.joinExisting(cfg, logger, metrics, sm);
     const { members, localId, clusterId } = bootstrapMembers(
       cfg.initialCluster, cfg.initialClusterToken, cfg.name, cfg.initialAdvertisePeerUrls,
     );
@@ -184,6 +182,45 @@ export class EtcdServer {
     sm.setClusterId(clusterId);
     return new EtcdServer(cfg, logger, metrics, {
       memberId: localId, membership, node, storage, wal, stateMachine: sm, snapshotIndex: 0, confState: { voters: [], learners: [] },
+    });
+  }
+
+  /**
+   * --initial-cluster-state existing: ask the running members (the other URLs in
+   * --initial-cluster) who is in the cluster, find ourselves among them by our advertised
+   * peer URLs (added before with `member add`), and start with an empty log: the leader
+   * sends us everything.
+   */
+  private static async joinExisting(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, sm: StateMachine): Promise<EtcdServer> {
+    const own = new Set(cfg.initialAdvertisePeerUrls);
+    const peerUrls = cfg.initialCluster.filter((m) => m.name !== cfg.name).flatMap((m) => m.peerUrls).filter((u) => !own.has(u));
+    const { clusterId, members } = await fetchClusterFromPeers(peerUrls, logger);
+    const self = members.find((m) => m.peerUrls.some((u) => own.has(u)));
+    if (!self) {
+      throw new ConfigError(
+        `this member (--initial-advertise-peer-urls=${cfg.initialAdvertisePeerUrls.join(',')}) is not a member of the running cluster ` +
+          `${idToHex(clusterId)} (members: ${members.map((m) => `${m.name || 'unstarted'}=${m.peerUrls.join(',')}`).join(', ')}); ` +
+          `add it first with: etcdctl member add ${cfg.name} --peer-urls=${cfg.initialAdvertisePeerUrls.join(',')}`,
+      );
+    }
+    if (self.name !== '' && self.name !== cfg.name) {
+      throw new ConfigError(
+        `the running cluster already has a started member ${self.name} with peer URLs ${self.peerUrls.join(',')}; ` +
+          `--name ${cfg.name} does not match it (a member's data dir may have been lost: remove and re-add the member)`,
+      );
+    }
+    logger.info('joining an existing cluster', {
+      'local-member-id': idToHex(self.id), 'cluster-id': idToHex(clusterId), members: members.map((m) => idToHex(m.id)),
+    });
+    const metadata = Buffer.from(JSON.stringify({ memberId: idToHex(self.id), clusterId: idToHex(clusterId) }));
+    const wal = await Wal.create(cfg.walDir, metadata, EtcdServer.walOptions(logger, metrics));
+    const storage = new MemoryStorage();
+    const node = new RawNode(EtcdServer.raftConfig(cfg, self.id, storage, 0, logger));
+    const membership = new Membership(clusterId);
+    for (const m of members) membership.add(m);
+    sm.setClusterId(clusterId);
+    return new EtcdServer(cfg, logger, metrics, {
+      memberId: self.id, membership, node, storage, wal, stateMachine: sm, snapshotIndex: 0, confState: { voters: [], learners: [] },
     });
   }
 
@@ -396,6 +433,27 @@ export class EtcdServer {
   /** Waits until the local applied index reaches `index`. */
   waitApplied(index: number): Promise<void> {
     return this.appliedWaits.wait(index, this.appliedIndex, Date.now() + this.requestTimeoutMs);
+  }
+
+  /** Raft messages from peers (the peer transport calls this). */
+  step(messages: Message[]): void {
+    if (this.stopped) return;
+    for (const m of messages) {
+      try {
+        this.node.step(m);
+      } catch (e) {
+        this.logger.warn('failed to process raft message', { error: (e as Error).message, from: idToHex(m.from), type: m.type });
+      }
+    }
+    this.scheduleReady();
+  }
+
+  reportUnreachable(id: NodeId): void {
+    if (!this.stopped) this.node.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    if (!this.stopped) this.node.reportSnapshot(id, ok);
   }
 
   /** Calls `fn` once a leader is known (immediately if one is). */
@@ -845,4 +903,29 @@ export class EtcdServer {
 
 function sameUrls(a: string[], b: string[]): boolean {
   return a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
+}
+
+/** GET /members from the first peer that answers; its X-Etcd-Cluster-ID header names the cluster. */
+async function fetchClusterFromPeers(peerUrls: string[], logger: Logger): Promise<{ clusterId: bigint; members: Member[] }> {
+  const errors: string[] = [];
+  for (const url of peerUrls) {
+    try {
+      const res = await fetch(new URL('/members', url), { signal: AbortSignal.timeout(3000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const clusterHeader = res.headers.get('x-etcd-cluster-id');
+      if (!clusterHeader) throw new Error('no X-Etcd-Cluster-ID header (is it a tsetcd peer URL?)');
+      const body = (await res.json()) as { id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }[];
+      return {
+        clusterId: BigInt('0x' + clusterHeader),
+        members: body.map((m) => ({ id: BigInt('0x' + m.id), name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner })),
+      };
+    } catch (e) {
+      errors.push(`${url}: ${(e as Error).message}`);
+      logger.warn('could not get the cluster membership from peer', { url, error: (e as Error).message });
+    }
+  }
+  throw new ConfigError(
+    `--initial-cluster-state existing: no running member answered (${errors.join('; ') || 'no other members in --initial-cluster'}); ` +
+      `start this member once the cluster runs, and list its members in --initial-cluster`,
+  );
 }

@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { ctlOk, freePort, singleNode, stopAll, type Member } from './harness.js';
+
+// The HTTP/1.1 side of the client port, the metrics listener, the peer port, and
+// malformed input on the gRPC side.
+
+let m: Member;
+let metricsPort: number;
+
+beforeAll(async () => {
+  metricsPort = await freePort();
+  m = await singleNode(['--listen-metrics-urls', `http://127.0.0.1:${metricsPort}`]);
+  await ctlOk(m.clientUrl, ['put', 'k', 'v']);
+});
+afterAll(stopAll);
+
+describe('HTTP endpoints', () => {
+  it('/metrics has etcd\'s histograms and gauges', async () => {
+    const text = await (await fetch(`${m.clientUrl}/metrics`)).text();
+    expect(text).toMatch(/etcd_disk_wal_fsync_duration_seconds_bucket\{le="0.001"\} \d+/);
+    expect(text).toMatch(/etcd_disk_wal_fsync_duration_seconds_bucket\{le="8.192"\} \d+/);
+    expect(text).toMatch(/etcd_disk_wal_fsync_duration_seconds_count [1-9]\d*/);
+    expect(text).toMatch(/etcd_disk_backend_commit_duration_seconds_bucket\{le="\+Inf"\} \d+/);
+    expect(text).toMatch(/etcd_server_has_leader 1/);
+    expect(text).toMatch(/etcd_server_is_leader 1/);
+    expect(text).toMatch(/etcd_server_proposals_committed_total [1-9]/);
+    expect(text).toMatch(/etcd_server_proposals_applied_total [1-9]/);
+    expect(text).toMatch(/etcd_server_proposals_pending \d/);
+    expect(text).toMatch(/etcd_server_proposals_failed_total \d/);
+    expect(text).toMatch(/etcd_mvcc_db_total_size_in_bytes [1-9]/);
+    expect(text).toMatch(/process_resident_memory_bytes \d+/);
+    expect(text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"\} [1-9]/);
+    expect(text).toMatch(/etcd_server_version\{server_version="3\.6\.\d+"\} 1/);
+  });
+
+  it('/health, /livez, /readyz, /version', async () => {
+    const h = await fetch(`${m.clientUrl}/health`);
+    expect(h.status).toBe(200);
+    expect(await h.json()).toEqual({ health: 'true', reason: '' });
+    const hs = await fetch(`${m.clientUrl}/health?serializable=true&exclude=NOSPACE`);
+    expect((await hs.json()).health).toBe('true');
+    expect(await (await fetch(`${m.clientUrl}/livez`)).text()).toBe('ok\n');
+    const ready = await fetch(`${m.clientUrl}/readyz?verbose`);
+    expect(ready.status).toBe(200);
+    expect(await ready.text()).toContain('[+]linearizable_read ok');
+    const v = await (await fetch(`${m.clientUrl}/version`)).json();
+    expect(v.etcdserver).toMatch(/^3\.6\.\d+$/);
+    expect(v.etcdcluster).toBe('3.6.0');
+    expect((await fetch(`${m.clientUrl}/nope`)).status).toBe(404);
+  });
+
+  it('--listen-metrics-urls serves metrics and health but not gRPC', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(text).toContain('etcd_server_has_leader');
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/health`)).status).toBe(200);
+  });
+
+  it('the peer URL answers /version', async () => {
+    const v = await (await fetch(`${m.peerUrl}/version`)).json();
+    expect(v.etcdserver).toMatch(/^3\.6\.\d+$/);
+  });
+});
+
+describe('malformed input', () => {
+  it('a malformed protobuf gets an error and the server keeps serving', async () => {
+    const client = new grpc.Client(`127.0.0.1:${m.spec.clientPort}`, grpc.credentials.createInsecure());
+    const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]); // field 1 with an absurd length
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      client.makeUnaryRequest('/etcdserverpb.KV/Put', (b: Buffer) => b, (b: Buffer) => b, garbage, (e) => resolve(e));
+    });
+    client.close();
+    expect(err).not.toBeNull();
+    expect([grpc.status.INTERNAL, grpc.status.INVALID_ARGUMENT]).toContain(err!.code);
+    expect(await ctlOk(m.clientUrl, ['get', 'k', '--print-value-only'])).toBe('v\n');
+  });
+
+  it('an unknown method is UNIMPLEMENTED', async () => {
+    const client = new grpc.Client(`127.0.0.1:${m.spec.clientPort}`, grpc.credentials.createInsecure());
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      client.makeUnaryRequest('/etcdserverpb.KV/Nope', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e) => resolve(e));
+    });
+    client.close();
+    expect(err!.code).toBe(grpc.status.UNIMPLEMENTED);
+  });
+
+  it('garbage on the client port does not crash the server', async () => {
+    const net = await import('node:net');
+    await new Promise<void>((resolve) => {
+      const s = net.connect(m.spec.clientPort, '127.0.0.1', () => {
+        s.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + 'x'.repeat(1000));
+        setTimeout(() => { s.destroy(); resolve(); }, 200);
+      });
+      s.on('error', () => resolve());
+    });
+    expect(await ctlOk(m.clientUrl, ['get', 'k', '--print-value-only'])).toBe('v\n');
+  });
+});
