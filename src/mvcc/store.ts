@@ -73,11 +73,19 @@ const KEY_BUCKET_NAME = Buffer.from('key');
 const COMPACTION_DELETE_CHUNK = 1000;
 const CHECK_PUTS = 0;
 const CHECK_RANGES = 1;
+const CHECK_IGNORES_AFTER_DELETE = 2;
 
 function normalizeEnd(rangeEnd: Buffer | undefined): Buffer | null {
   if (rangeEnd === undefined || rangeEnd.length === 0) return null;
   if (rangeEnd.length === 1 && rangeEnd[0] === 0) return TO_END; // "\0": every key >= key
   return rangeEnd;
+}
+
+/** Whether applying delete request `d` removes `key` (real delete semantics, "\0" = to the end). */
+function deleteCoversKey(d: DeleteRangeRequest, key: Buffer): boolean {
+  const end = normalizeEnd(d.rangeEnd);
+  if (end === null) return d.key.equals(key);
+  return Buffer.compare(key, d.key) >= 0 && !pastEnd(key, end);
 }
 
 function pastEnd(key: Buffer, end: Buffer): boolean {
@@ -351,6 +359,12 @@ export class MvccStore {
     try {
       if (isWrite) this.checkRequests(req, path, 0, CHECK_PUTS);
       this.checkRequests(req, path, 0, CHECK_RANGES);
+      // Divergence from etcd, on purpose: the duplicate-key rule lets a from-key delete
+      // precede an ignore_* put of a key it removes (see validate.ts); etcd then panics
+      // half-way through applying the txn, taking every member down. We reject such a
+      // txn up front instead — atomically, identically on every member — and only after
+      // etcd's own checks, so every txn etcd answers still gets etcd's answer.
+      if (isWrite) this.checkRequests(req, path, 0, CHECK_IGNORES_AFTER_DELETE);
     } catch (err) {
       this.noteApplied(raftIndex);
       throw err;
@@ -578,20 +592,32 @@ export class MvccStore {
   }
 
   /** etcd checkRequests: validate the ops on the chosen path against the pre-txn state. Returns the next path position. */
-  private checkRequests(rt: TxnRequest, path: boolean[], pos: number, kind: number): number {
+  private checkRequests(
+    rt: TxnRequest,
+    path: boolean[],
+    pos: number,
+    kind: number,
+    deletesSoFar: DeleteRangeRequest[] = [],
+  ): number {
     const ops = (path[pos] ? rt.success : rt.failure) ?? [];
     let next = pos + 1;
     for (const op of ops) {
       if (op.requestTxn !== undefined) {
-        next = this.checkRequests(op.requestTxn, path, next, kind);
+        next = this.checkRequests(op.requestTxn, path, next, kind, deletesSoFar);
         continue;
       }
       if (kind === CHECK_PUTS) {
         const p = op.requestPut;
         if (p === undefined) continue;
-        if ((p.ignoreValue || p.ignoreLease) && !this.tree.get(p.key)?.latest) throw new ErrKeyNotFound();
+        const ignoring = p.ignoreValue === true || p.ignoreLease === true;
+        if (ignoring && !this.tree.get(p.key)?.latest) throw new ErrKeyNotFound();
         const lease = p.lease ?? 0n;
         if (lease !== 0n && !this.leaseExists(lease)) throw new ErrLeaseNotFound();
+      } else if (kind === CHECK_IGNORES_AFTER_DELETE) {
+        if (op.requestDeleteRange !== undefined) deletesSoFar.push(op.requestDeleteRange);
+        const p = op.requestPut;
+        if (p === undefined || !(p.ignoreValue || p.ignoreLease)) continue;
+        for (const d of deletesSoFar) if (deleteCoversKey(d, p.key)) throw new ErrKeyNotFound();
       } else {
         const r = op.requestRange;
         if (r === undefined) continue;

@@ -19,10 +19,10 @@ export class FakeLessor implements LeaseHooks {
   attach(id: bigint, key: Buffer): void {
     const s = this.leases.get(id);
     if (!s) throw new Error(`attach to unknown lease ${id}`);
-    s.add(key.toString());
+    s.add(key.toString('latin1'));
   }
   detach(id: bigint, key: Buffer): void {
-    this.leases.get(id)?.delete(key.toString());
+    this.leases.get(id)?.delete(key.toString('latin1'));
   }
   keys(id: bigint): string[] {
     return [...(this.leases.get(id) ?? [])].sort();

@@ -431,6 +431,23 @@ describe('txn', () => {
     expect(put('c', '1').revision).toBe(5);
   });
 
+  it('rejects atomically an ignore_value put of a key an earlier from-key delete removes (etcd would panic)', async () => {
+    put('b', 'old');
+    expect(() =>
+      h.store.txn(
+        {
+          success: [
+            { requestTxn: { success: [{ requestDeleteRange: { key: b('a'), rangeEnd: b('\0') } }] } },
+            { requestPut: { key: b('b'), ignoreValue: true } },
+          ],
+        },
+        h.ri(),
+      ),
+    ).toThrow(ErrKeyNotFound);
+    expect(h.store.currentRevision).toBe(2);
+    expect(kvView((await get({ key: b('b') })).kvs[0]!)).toMatchObject({ value: 'old', ver: 1 });
+  });
+
   it('a from-key delete and a put of a key inside it may share a txn (etcd quirk): delete then recreate', async () => {
     put('b', 'old');
     const res = await h.store.txn(
