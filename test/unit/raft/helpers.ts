@@ -45,7 +45,8 @@ export class TestNode {
     const snap = this.storage.snapshot();
     this.node = new RawNode({ ...this.cfg, id: this.id, storage: this.storage, applied: snap.meta.index });
     this.appliedIndex = snap.meta.index;
-    this.applied = [];
+    this.applied = snap.meta.index > 0 ? TestCluster.decodeImage(snap.data) : [];
+    if (snap.meta.index > 0) this.confState = snap.meta.confState;
     this.readStates = [];
   }
 
@@ -129,6 +130,7 @@ export class TestCluster {
     if (rd.snapshot) {
       n.appliedIndex = rd.snapshot.meta.index;
       n.confState = rd.snapshot.meta.confState;
+      n.applied = TestCluster.decodeImage(rd.snapshot.data);
     }
     for (const e of rd.committedEntries) {
       if (e.index <= n.appliedIndex) continue;
@@ -168,6 +170,18 @@ export class TestCluster {
     });
     if (!captured) throw new Error(`node ${id} has no Ready`);
     return captured;
+  }
+
+  /** Take a snapshot of node `id`'s state machine at its applied index and compact the log up to `compactTo`. */
+  snapshotAndCompact(id: NodeId, compactTo?: number): void {
+    const n = this.get(id);
+    n.storage.createSnapshot(n.appliedIndex, n.confState, enc(JSON.stringify(n.appliedData())));
+    n.storage.compact(compactTo ?? n.appliedIndex);
+  }
+
+  static decodeImage(data: Uint8Array): Entry[] {
+    const values = JSON.parse(dec(data)) as string[];
+    return values.map((v) => ({ term: 0, index: 0, type: EntryType.Normal, data: enc(v) }));
   }
 
   isCut(from: NodeId, to: NodeId): boolean {
