@@ -60,11 +60,14 @@ describe('RawNode', () => {
     const n2 = c.get(2n);
     // A heartbeat that only moves the commit index: no fsync needed.
     c.propose(1n, 'a');
-    c.dropFilter = (m) => m.type === MessageType.App;
+    // Node 2 receives 'b' but not the later notifications that it committed.
+    c.dropFilter = (m) =>
+      m.to === 2n && ((m.type === MessageType.App && m.entries.length === 0) || m.type === MessageType.Heartbeat);
     c.get(1n).node.propose(enc('b'));
     c.stabilize();
     c.dropFilter = undefined;
     expect(n2.node.hasReady()).toBe(false);
+    expect(n2.raft.raftLog.committed).toBeLessThan(c.get(1n).raft.raftLog.committed);
     n2.node.step(
       makeMessage({
         type: MessageType.App,
