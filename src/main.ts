@@ -59,10 +59,8 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
       logger,
       onUnreachable: (id) => s.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => s.reportSnapshot(id, ok),
-      onSent: (id, bytes, rtt) => {
-        metrics.peerSentBytes.inc({ To: idToHex(id) }, bytes);
-        metrics.peerRttSeconds.observe({ To: idToHex(id) }, rtt);
-      },
+      onSent: (id, bytes) => metrics.peerSentBytes.inc({ To: idToHex(id) }, bytes),
+      onRoundTrip: (id, seconds) => metrics.peerRttSeconds.observe({ To: idToHex(id) }, seconds),
       onSendFailure: (id) => metrics.peerSentFailures.inc({ To: idToHex(id) }),
     });
     return transport;

@@ -2,13 +2,75 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { EtcdServer } from '../server/server.js';
 import type { Logger } from '../log/logger.js';
 import { idToHex } from '../server/ids.js';
-import { decodeBatch, HEADER_CLUSTER_ID, HEADER_FROM, type PeerTransport } from './transport.js';
+import type http from 'node:http';
+import type net from 'node:net';
+import { HEADER_CLUSTER_ID, HEADER_FROM, STREAM_PROTOCOL, StreamDecoder, type PeerTransport } from './transport.js';
 
 // The peer port (2380). Members exchange Raft messages here (POST /raft); operators and
 // joining members ask it who is in the cluster (/members) and what it runs (/version).
 
-/** Largest batch of raft messages accepted in one request. */
-const MAX_RAFT_BATCH_BYTES = 64 * 1024 * 1024;
+const rejectedLogAtMs = new Map<string, number>();
+
+function refuse(socket: net.Socket, status: string, body: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * A peer opens its outbound Raft stream to us: check that it belongs to our cluster and
+ * has not been removed, then read length-prefixed messages until the connection ends.
+ */
+function acceptRaftStream(
+  server: EtcdServer, transport: PeerTransport | undefined, logger: Logger,
+  req: http.IncomingMessage, socket: net.Socket, head: Buffer,
+): void {
+  socket.on('error', () => socket.destroy());
+  if (req.url !== '/raft/stream' || String(req.headers.upgrade) !== STREAM_PROTOCOL) {
+    refuse(socket, '404 Not Found', 'unknown upgrade');
+    return;
+  }
+  const clusterHeader = String(req.headers[HEADER_CLUSTER_ID] ?? '');
+  const fromHeader = String(req.headers[HEADER_FROM] ?? '');
+  const local = idToHex(server.clusterId);
+  if (clusterHeader !== local) {
+    // Say which cluster and what to fix, on both sides (the sender logs our answer).
+    const why =
+      `raft stream from member ${fromHeader || '?'} of cluster ${clusterHeader || '?'} refused: this member (${idToHex(server.memberId)}) ` +
+      `belongs to cluster ${local}. The sender was started with a different --initial-cluster-token or --initial-cluster, ` +
+      `or with --initial-cluster-state new where existing was needed (or its data dir belongs to another cluster)`;
+    const last = rejectedLogAtMs.get(fromHeader) ?? 0;
+    if (Date.now() - last > 10_000) {
+      rejectedLogAtMs.set(fromHeader, Date.now());
+      logger.error('rejected a peer from another cluster', { 'remote-member-id': fromHeader, 'remote-cluster-id': clusterHeader, 'local-cluster-id': local, reason: why });
+    }
+    refuse(socket, '412 Precondition Failed', why);
+    return;
+  }
+  const from = BigInt('0x' + (/^[0-9a-f]{1,16}$/.test(fromHeader) ? fromHeader : '0'));
+  if (server.membership.isRemoved(from)) {
+    refuse(socket, '410 Gone', `member ${fromHeader} was removed from cluster ${local}; it must not rejoin with its old data dir`);
+    return;
+  }
+  socket.setNoDelay(true);
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${STREAM_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
+  transport?.noteReceived(from);
+  const decoder = new StreamDecoder();
+  const received = server.metrics.peerReceivedBytes.labels({ From: fromHeader });
+  const onData = (chunk: Buffer) => {
+    received.inc(chunk.length);
+    let messages;
+    try {
+      messages = decoder.push(chunk);
+    } catch (e) {
+      logger.warn('malformed raft stream from peer; closing it', { 'remote-member-id': fromHeader, error: (e as Error).message });
+      server.metrics.peerReceivedFailures.inc({ From: fromHeader });
+      socket.destroy();
+      return;
+    }
+    if (messages.length > 0) server.step(messages);
+  };
+  if (head.length > 0) onData(head);
+  socket.on('data', onData);
+}
 
 export interface PeerListener {
   close(): Promise<void>;
@@ -22,9 +84,10 @@ interface PeerUrl {
 }
 
 export function peerApp(server: EtcdServer, transport: PeerTransport | undefined, logger: Logger): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: MAX_RAFT_BATCH_BYTES });
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: MAX_RAFT_BATCH_BYTES }, (_req, body, done) => done(null, body));
-  const rejectedLogAtMs = new Map<string, number>();
+  const app = Fastify({ logger: false });
+  app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    acceptRaftStream(server, transport, logger, req, socket, head);
+  });
 
   app.get('/version', async () => {
     const v = server.cfg.etcdVersion;
@@ -38,43 +101,6 @@ export function peerApp(server: EtcdServer, transport: PeerTransport | undefined
     }));
   });
 
-  app.post('/raft', async (req, reply) => {
-    const clusterHeader = String(req.headers[HEADER_CLUSTER_ID] ?? '');
-    const fromHeader = String(req.headers[HEADER_FROM] ?? '');
-    const local = idToHex(server.clusterId);
-    if (clusterHeader !== local) {
-      // Say which cluster and what to fix, on both sides (the sender logs our answer).
-      const why =
-        `request from member ${fromHeader || '?'} of cluster ${clusterHeader || '?'} refused: this member (${idToHex(server.memberId)}) ` +
-        `belongs to cluster ${local}. The sender was started with a different --initial-cluster-token or --initial-cluster, ` +
-        `or with --initial-cluster-state new where existing was needed (or its data dir belongs to another cluster)`;
-      const last = rejectedLogAtMs.get(fromHeader) ?? 0;
-      if (Date.now() - last > 10_000) {
-        rejectedLogAtMs.set(fromHeader, Date.now());
-        logger.error('rejected raft messages from another cluster', { 'remote-member-id': fromHeader, 'remote-cluster-id': clusterHeader, 'local-cluster-id': local, reason: why });
-      }
-      reply.code(412).header('X-Etcd-Cluster-ID', local);
-      return why;
-    }
-    const from = BigInt('0x' + (fromHeader || '0'));
-    if (server.membership.isRemoved(from)) {
-      reply.code(410);
-      return `member ${fromHeader} was removed from cluster ${local}; it must not rejoin with its old data dir`;
-    }
-    const body = req.body as Buffer;
-    let messages;
-    try {
-      messages = decodeBatch(body);
-    } catch (e) {
-      reply.code(400);
-      return `malformed raft message batch: ${(e as Error).message}`;
-    }
-    transport?.noteReceived(from);
-    server.metrics.peerReceivedBytes.inc({ From: fromHeader }, body.length);
-    server.step(messages);
-    reply.code(204);
-    return '';
-  });
   return app;
 }
 
@@ -85,6 +111,7 @@ export async function startPeerListeners(
   for (const url of urls) {
     if (url.scheme !== 'http') throw new Error(`peer URL ${url.text}: scheme ${url.scheme} is not supported by tsetcd yet`);
     const app = peerApp(server, transport, logger);
+    app.server.on('connection', (sock: import('node:net').Socket) => sock.setNoDelay(true));
     await app.listen({ host: url.hostname, port: url.portNumber });
     logger.info('serving peer traffic', { address: url.text });
     out.push({ close: () => app.close() });

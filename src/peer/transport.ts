@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type net from 'node:net';
 import { encodeMessage, decodeMessage } from '../raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { Transport } from '../server/transport.js';
@@ -12,8 +13,13 @@ import { idToHex } from '../server/ids.js';
 
 /** Messages queued for one peer before we drop and let Raft retransmit. */
 const MAX_QUEUED_MESSAGES_PER_PEER = 8192;
-/** A POST that takes longer than this counts as a failed send. */
-const SEND_TIMEOUT_MS = 5000;
+/** Connecting a stream that takes longer than this counts as a failure. */
+const CONNECT_TIMEOUT_MS = 3000;
+/** Bytes written to a peer's stream but not yet taken by the kernel; beyond it we drop. */
+const MAX_UNSENT_BYTES_PER_PEER = 64 * 1024 * 1024;
+/** Largest single Raft message accepted from a stream. */
+const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+export const STREAM_PROTOCOL = 'tsetcd-raft/1';
 /** Back off this long after a failed send before trying the peer again. */
 const RETRY_BACKOFF_MS = 100;
 
@@ -35,20 +41,6 @@ export function encodeBatch(msgs: Message[]): Buffer {
   return Buffer.concat(parts, total);
 }
 
-export function decodeBatch(buf: Buffer): Message[] {
-  const out: Message[] = [];
-  let at = 0;
-  while (at < buf.length) {
-    if (at + 4 > buf.length) throw new Error(`truncated raft message batch at byte ${at}`);
-    const len = buf.readUInt32BE(at);
-    at += 4;
-    if (at + len > buf.length) throw new Error(`truncated raft message at byte ${at} (length ${len})`);
-    out.push(decodeMessage(buf.subarray(at, at + len)));
-    at += len;
-  }
-  return out;
-}
-
 export interface PeerTransportOptions {
   localId: NodeId;
   clusterId: () => bigint;
@@ -57,15 +49,27 @@ export interface PeerTransportOptions {
   /** Called when a send to a peer fails (Raft: reportUnreachable / reportSnapshot). */
   onUnreachable: (id: NodeId) => void;
   onSnapshotStatus: (id: NodeId, ok: boolean) => void;
-  onSent?: (id: NodeId, bytes: number, rttSeconds: number) => void;
+  onSent?: (id: NodeId, bytes: number) => void;
+  /** Time to establish a stream (connect + upgrade): a round-trip sample. */
+  onRoundTrip?: (id: NodeId, seconds: number) => void;
   onSendFailure?: (id: NodeId) => void;
 }
 
+/**
+ * One outbound stream per peer: an HTTP/1.1 upgrade on the peer port turns a connection
+ * into a raw byte stream of length-prefixed Raft messages (like etcd's stream transport).
+ * Messages produced in one ready round are written with one socket write. While the
+ * stream is (re)connecting, messages queue up to a bound and are then dropped: Raft
+ * retransmits what matters.
+ */
 class PeerSender {
   private queue: Message[] = [];
-  private inFlight = false;
+  private socket?: net.Socket;
+  private connecting = false;
   private urlIndex = 0;
   private stopped = false;
+  private flushScheduled = false;
+  private retryTimer?: NodeJS.Timeout;
   activeSinceMs?: number;
   private lastErrorLogMs = 0;
 
@@ -77,88 +81,141 @@ class PeerSender {
 
   enqueue(m: Message): void {
     if (this.queue.length >= MAX_QUEUED_MESSAGES_PER_PEER) {
-      // Bounded: drop; Raft notices the missing acks and retransmits or probes.
-      this.t.opts.onUnreachable(this.id);
-      if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, false);
+      this.dropped(m);
       return;
     }
     this.queue.push(m);
-    if (!this.inFlight) this.flush();
+    if (this.socket) {
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        queueMicrotask(() => this.flush());
+      }
+    } else this.connect();
+  }
+
+  private dropped(m: Message): void {
+    // Bounded: drop; Raft notices the missing acks and probes or retransmits.
+    this.t.opts.onUnreachable(this.id);
+    if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, false);
   }
 
   private flush(): void {
-    if (this.stopped || this.inFlight || this.queue.length === 0 || this.urls.length === 0) return;
+    this.flushScheduled = false;
+    const sock = this.socket;
+    if (!sock || this.queue.length === 0) return;
+    if (sock.writableLength > MAX_UNSENT_BYTES_PER_PEER) {
+      // The peer does not keep up (or the network stalls): drop instead of buffering without bound.
+      for (const m of this.queue) this.dropped(m);
+      this.queue = [];
+      return;
+    }
     const batch = this.queue;
     this.queue = [];
-    this.inFlight = true;
     const body = encodeBatch(batch);
-    const url = new URL('/raft', this.urls[this.urlIndex % this.urls.length]);
+    sock.write(body);
+    this.t.opts.onSent?.(this.id, body.length);
+    for (const m of batch) if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, true);
+  }
+
+  private connect(): void {
+    if (this.stopped || this.connecting || this.socket || this.retryTimer || this.urls.length === 0) return;
+    this.connecting = true;
+    const url = new URL('/raft/stream', this.urls[this.urlIndex % this.urls.length]);
     const started = performance.now();
-    const req = http.request(
-      url,
-      {
-        method: 'POST',
-        agent: this.t.agent,
-        timeout: SEND_TIMEOUT_MS,
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-length': body.length,
-          [HEADER_CLUSTER_ID]: idToHex(this.t.opts.clusterId()),
-          [HEADER_FROM]: idToHex(this.t.opts.localId),
-          [HEADER_TO]: idToHex(this.id),
-          [HEADER_VERSION]: this.t.opts.etcdVersion,
-        },
+    const req = http.request(url, {
+      method: 'GET',
+      agent: false,
+      timeout: CONNECT_TIMEOUT_MS,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: STREAM_PROTOCOL,
+        [HEADER_CLUSTER_ID]: idToHex(this.t.opts.clusterId()),
+        [HEADER_FROM]: idToHex(this.t.opts.localId),
+        [HEADER_TO]: idToHex(this.id),
+        [HEADER_VERSION]: this.t.opts.etcdVersion,
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          if (res.statusCode === 204 || res.statusCode === 200) {
-            if (this.activeSinceMs === undefined) {
-              this.activeSinceMs = Date.now();
-              this.t.opts.logger.info('peer became active', { 'peer-id': idToHex(this.id), url: url.origin });
-            }
-            this.t.opts.onSent?.(this.id, body.length, (performance.now() - started) / 1000);
-            for (const m of batch) if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, true);
-            this.done();
-          } else {
-            this.failed(batch, `peer answered ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`, true);
-          }
-        });
-        res.on('error', (e) => this.failed(batch, e.message));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${SEND_TIMEOUT_MS}ms`)));
-    req.on('error', (e) => this.failed(batch, e.message));
-    req.end(body);
+    });
+    req.on('upgrade', (_res, socket, head) => {
+      this.connecting = false;
+      if (this.stopped) {
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      socket.setTimeout(0);
+      if (head.length > 0) socket.unshift(head);
+      socket.on('data', () => {}); // the peer never writes on our outbound stream
+      socket.on('error', (e) => this.failed(e.message));
+      socket.on('close', () => this.failed('stream closed by peer'));
+      this.socket = socket;
+      this.activeSinceMs = Date.now();
+      this.t.opts.onRoundTrip?.(this.id, (performance.now() - started) / 1000);
+      this.t.opts.logger.info('peer stream established', { 'peer-id': idToHex(this.id), url: url.origin });
+      this.flush();
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => this.failed(`peer answered ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 400)}`, true));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${CONNECT_TIMEOUT_MS}ms`)));
+    req.on('error', (e) => this.failed(e.message));
+    req.end();
   }
 
-  private done(): void {
-    this.inFlight = false;
-    this.flush();
-  }
-
-  private failed(batch: Message[], why: string, refused = false): void {
-    if (!this.inFlight) return;
+  private failed(why: string, refused = false): void {
+    const hadSocket = this.socket !== undefined;
+    if (!hadSocket && !this.connecting) return;
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.connecting = false;
     const wasActive = this.activeSinceMs !== undefined;
     this.activeSinceMs = undefined;
+    if (this.stopped) return;
     this.urlIndex++;
     const now = Date.now();
-    if (wasActive || now - this.lastErrorLogMs > 10_000) {
+    if (wasActive || refused || now - this.lastErrorLogMs > 10_000) {
       this.lastErrorLogMs = now;
-      (refused ? this.t.opts.logger.error : this.t.opts.logger.warn).call(this.t.opts.logger, 'failed to send raft messages to peer', {
-        'peer-id': idToHex(this.id), urls: this.urls, error: why,
-      });
+      const log = this.t.opts.logger;
+      (refused ? log.error : log.warn).call(log, 'lost the raft stream to peer', { 'peer-id': idToHex(this.id), urls: this.urls, error: why });
     }
     this.t.opts.onSendFailure?.(this.id);
+    for (const m of this.queue) this.dropped(m);
+    this.queue = [];
     this.t.opts.onUnreachable(this.id);
-    for (const m of batch) if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, false);
-    setTimeout(() => this.done(), RETRY_BACKOFF_MS).unref();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, RETRY_BACKOFF_MS);
+    this.retryTimer.unref();
   }
 
   stop(): void {
     this.stopped = true;
     this.queue = [];
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+}
+
+/** Splits an inbound stream into Raft messages; one call per chunk returns every complete message. */
+export class StreamDecoder {
+  private pending: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Message[] {
+    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const out: Message[] = [];
+    let at = 0;
+    while (buf.length - at >= 4) {
+      const len = buf.readUInt32BE(at);
+      if (len > MAX_MESSAGE_BYTES) throw new Error(`raft message of ${len} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte limit`);
+      if (buf.length - at - 4 < len) break;
+      out.push(decodeMessage(buf.subarray(at + 4, at + 4 + len)));
+      at += 4 + len;
+    }
+    this.pending = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+    return out;
   }
 }
 

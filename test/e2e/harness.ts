@@ -167,3 +167,47 @@ export async function stopAll(): Promise<void> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Members named infra0..infraN-1 on free ports, bootstrapped together with etcd's flags. */
+export async function clusterSpecs(n: number, root = tempDir()): Promise<MemberSpec[]> {
+  const specs: MemberSpec[] = [];
+  for (let i = 0; i < n; i++) {
+    specs.push({ name: `infra${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: path.join(root, `infra${i}`) });
+  }
+  return specs;
+}
+
+export function initialClusterOf(specs: MemberSpec[]): string {
+  return specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
+}
+
+export function memberArgs(s: MemberSpec, initialCluster: string, state: 'new' | 'existing', token = 'etcd-cluster-1', extra: string[] = []): string[] {
+  return [
+    '--name', s.name,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${s.peerPort}`,
+    '--listen-peer-urls', `http://127.0.0.1:${s.peerPort}`,
+    '--listen-client-urls', `http://127.0.0.1:${s.clientPort}`,
+    '--advertise-client-urls', `http://127.0.0.1:${s.clientPort}`,
+    '--initial-cluster', initialCluster,
+    '--initial-cluster-token', token,
+    '--initial-cluster-state', state,
+    '--data-dir', s.dataDir,
+    // fast elections keep the suite quick; the semantics are the same as etcd's defaults
+    '--heartbeat-interval', '50',
+    '--election-timeout', '500',
+    ...extra,
+  ];
+}
+
+/** Polls until `fn` stops throwing (or the deadline passes, then rethrows). */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 15_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(intervalMs);
+    }
+  }
+}
