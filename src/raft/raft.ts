@@ -839,7 +839,7 @@ export class Raft {
     switch (m.type) {
       case MessageType.Prop:
         if (this.lead === NONE) throw new ErrProposalDropped('no leader');
-        this.send({ ...m, to: this.lead, term: 0 });
+        this.forwardProposal(m);
         return;
       case MessageType.App:
         this.electionElapsed = 0;
@@ -875,6 +875,19 @@ export class Raft {
         return;
     }
   };
+
+  /**
+   * Forward a proposal to the leader. Consecutive proposals made before the next Ready travel in one
+   * message, mirroring the leader-side batching.
+   */
+  private forwardProposal(m: Message): void {
+    const last = this.msgs[this.msgs.length - 1];
+    if (last && last.type === MessageType.Prop && last.to === this.lead && last.from === (m.from === NONE ? this.id : m.from)) {
+      last.entries = last.entries.concat(m.entries);
+      return;
+    }
+    this.send({ ...m, to: this.lead, term: 0 });
+  }
 
   // ---------------------------------------------------------------- follower handlers
 

@@ -269,3 +269,19 @@ describe('log replication', () => {
     expect(pr.match).toBe(before.match);
   });
 });
+
+describe('proposal forwarding', () => {
+  it('a follower forwards proposals made before its next Ready in one message', () => {
+    const c = new TestCluster([1n, 2n, 3n]);
+    c.elect(1n);
+    const follower = c.get(2n).node;
+    for (let i = 0; i < 20; i++) follower.propose(enc(`f${i}`));
+    const rd = c.nextReady(2n);
+    const props = rd.messages.filter((m) => m.type === MessageType.Prop);
+    expect(props).toHaveLength(1);
+    expect(props[0]!.to).toBe(1n);
+    expect(props[0]!.entries).toHaveLength(20);
+    c.stabilize();
+    expect(c.get(3n).appliedData()).toEqual(Array.from({ length: 20 }, (_, i) => `f${i}`));
+  });
+});
