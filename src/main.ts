@@ -39,6 +39,11 @@ export function toServerConfig(c: EtcdConfig): ServerConfig {
     unsafeNoFsync: c.unsafeNoFsync,
     etcdVersion: c.etcdVersion,
     maxLearners: c.maxLearners,
+    autoCompaction: {
+      mode: c.autoCompactionMode,
+      periodMs: c.autoCompactionPeriodMs,
+      retainRevisions: c.autoCompactionRetainRevisions,
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type * as grpc from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../log/logger.js';
+import { AuthorityRewritingSocket } from './h2-authority.js';
 
 // One port, two protocols, as etcd serves them: every client URL accepts gRPC (HTTP/2)
 // and plain HTTP/1.1 (/metrics, /health, /version, the /v3 JSON gateway). The first bytes
@@ -41,7 +42,7 @@ export async function listenClientUrl(url: ListenUrl, opts: ListenOptions): Prom
   const sockets = new Set<net.Socket>();
 
   const route = (socket: net.Socket, isH2: boolean) => {
-    if (isH2 && injector) injector.injectConnection(socket);
+    if (isH2 && injector) injector.injectConnection(process.env.H2SHIM === '1' ? new AuthorityRewritingSocket(socket) : socket);
     else httpServer.emit('connection', socket);
   };
 

@@ -15,7 +15,8 @@ import type { ServerMetrics } from './metrics.js';
 import { decodeHeader, decodePayload, encodePayload, encodeRequest, payloadOf, RequestIdGenerator, RequestKind } from './request.js';
 import { NoopTransport, type Transport } from './transport.js';
 import { AppliedIndexWaits, ProposalWaits } from './wait.js';
-import { StateMachine } from './state-machine.js';
+import { AlarmType, StateMachine } from './state-machine.js';
+import { Compactor, type CompactorConfig } from './compactor.js';
 import { internalFromPb } from './convert.js';
 import { toLong, type Msg } from './pb.js';
 
@@ -41,12 +42,15 @@ export interface ServerConfig {
   unsafeNoFsync: boolean;
   etcdVersion: string;
   maxLearners: number;
+  autoCompaction: CompactorConfig;
 }
 
 /** etcd rejects new proposals when the apply loop lags this far behind commit. */
 const MAX_APPLY_LAG_ENTRIES = 5000;
 /** Entries kept in memory after a snapshot so slow followers can catch up without one. */
 const SNAPSHOT_CATCHUP_ENTRIES = 5000;
+/** Proposals waiting for their apply; beyond this new ones get "too many requests". */
+const MAX_PENDING_PROPOSALS = 100_000;
 /** How often the leader looks for expired leases. */
 const LEASE_CHECK_INTERVAL_MS = 500;
 /** Expired leases revoked per check (etcd revokes in bounded batches too). */
@@ -98,6 +102,7 @@ export class EtcdServer {
   private inReadyLoop = false;
   private applyChain: Promise<void> = Promise.resolve();
   private tickTimer?: NodeJS.Timeout;
+  private compactor?: Compactor;
   private stopped = false;
   private fatalError?: Error;
 
@@ -126,6 +131,7 @@ export class EtcdServer {
     this.confState = parts.confState;
     this.idGen = new RequestIdGenerator(this.memberId);
     this.stateMachine.setIdentity(this.memberId, () => this.currentTerm);
+    this.stateMachine.onQuotaExceeded = () => this.raiseAlarm(AlarmType.NOSPACE);
     // etcd: 5 s + 2 x election timeout for a proposal to be applied
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
   }
@@ -277,6 +283,17 @@ export class EtcdServer {
       if (member.id !== this.memberId) this.transport.addPeer(member.id, member.peerUrls);
     }
     this.tickTimer = setInterval(() => this.onTick(), this.cfg.heartbeatIntervalMs);
+    this.compactor = new Compactor(this.cfg.autoCompaction, {
+      logger: this.logger,
+      isLeader: () => this.isLeader,
+      currentRevision: () => this.stateMachine.mvcc.currentRevision,
+      compactRevision: () => this.stateMachine.mvcc.compactRevision,
+      compact: async (revision) => {
+        const msg = { revision, physical: false };
+        await this.propose(RequestKind.Compact, encodePayload(RequestKind.Compact, msg), msg);
+      },
+    });
+    this.compactor.start();
     // A member that is the only voter need not wait a whole election timeout to lead.
     const voters = this.confState.voters.length > 0 ? this.confState.voters : this.membership.list().filter((x) => !x.isLearner).map((x) => x.id);
     // (Raft refuses to campaign before the bootstrap conf changes are applied: see applyEntries.)
@@ -292,6 +309,7 @@ export class EtcdServer {
     while (this.waits.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.compactor?.stop();
     const err = Errors.stopped();
     this.waits.rejectAll(err);
     this.appliedWaits.rejectAll(err);
@@ -354,7 +372,9 @@ export class EtcdServer {
   propose(kind: RequestKind, payload: Uint8Array, decoded?: Msg): Promise<unknown> {
     if (this.stopped) return Promise.reject(Errors.stopped());
     if (this.fatalError) return Promise.reject(this.fatalError);
-    if (this.committedIndex - this.appliedIndex > MAX_APPLY_LAG_ENTRIES) return Promise.reject(Errors.tooManyRequests());
+    if (this.committedIndex - this.appliedIndex > MAX_APPLY_LAG_ENTRIES || this.waits.size >= MAX_PENDING_PROPOSALS) {
+      return Promise.reject(Errors.tooManyRequests());
+    }
     if (payload.length > this.cfg.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     const id = this.idGen.nextId();
     const data = encodeRequest(kind, id, payload);
@@ -893,6 +913,19 @@ export class EtcdServer {
       await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
     }
     throw Errors.timeoutLeaderFail();
+  }
+
+  private raisingAlarm = false;
+
+  /** Raises an alarm for this member through Raft (once at a time), as etcd does for NOSPACE. */
+  raiseAlarm(alarm: AlarmType): void {
+    if (this.raisingAlarm || this.stateMachine.alarms().some((a) => a.alarm === alarm && a.memberId === this.memberId)) return;
+    this.raisingAlarm = true;
+    const msg = { action: 1, memberID: toLong(this.memberId), alarm };
+    this.logger.warn('raising alarm', { alarm: AlarmType[alarm], 'local-member-id': idToHex(this.memberId) });
+    this.propose(RequestKind.Alarm, encodePayload(RequestKind.Alarm, msg), msg)
+      .catch((e: Error) => this.logger.warn('failed to raise alarm', { error: e.message }))
+      .finally(() => (this.raisingAlarm = false));
   }
 
   /** A random 8-byte token, used by health checks. */
