@@ -39,6 +39,7 @@ export function toServerConfig(c: EtcdConfig): ServerConfig {
     unsafeNoFsync: c.unsafeNoFsync,
     etcdVersion: c.etcdVersion,
     maxLearners: c.maxLearners,
+    watchProgressNotifyIntervalMs: c.watchProgressNotifyIntervalMs,
     autoCompaction: {
       mode: c.autoCompactionMode,
       periodMs: c.autoCompactionPeriodMs,
@@ -78,7 +79,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
     'grpc.keepalive_time_ms': config.grpcKeepaliveIntervalMs,
     'grpc.keepalive_timeout_ms': config.grpcKeepaliveTimeoutMs,
   });
-  registerServices(grpcServer, server);
+  const services = registerServices(grpcServer, server);
   const handler: http.RequestListener = httpHandler({ server });
   const listeners: ClientListener[] = [];
   const peers: PeerListener[] = [];
@@ -104,6 +105,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
     stop: () =>
       (stopping ??= (async () => {
         // Stop accepting first, then let in-flight requests finish, then flush and close.
+        services.stop();
         await Promise.all(listeners.map((l) => l.close()));
         await server.stop();
         await Promise.all(peers.map((p) => p.close()));

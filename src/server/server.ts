@@ -43,6 +43,7 @@ export interface ServerConfig {
   etcdVersion: string;
   maxLearners: number;
   autoCompaction: CompactorConfig;
+  watchProgressNotifyIntervalMs: number;
 }
 
 /** etcd rejects new proposals when the apply loop lags this far behind commit. */

@@ -4,6 +4,7 @@ import { Backend, Bucket } from '../backend/index.js';
 import { MvccStore } from '../mvcc/store.js';
 import { Lessor, minLeaseTtlSec, leaseNotFound, type LeaseRecord } from '../lease/lessor.js';
 import type { Snapshot } from '../raft/types.js';
+import { WatchHub } from '../watch/hub.js';
 import { Errors, ServerError } from './errors.js';
 import { Membership } from './membership.js';
 import type { ServerMetrics } from './metrics.js';
@@ -49,6 +50,8 @@ function leaseKey(id: bigint): Buffer {
 
 export class StateMachine {
   readonly lessor: Lessor;
+  /** Every watcher on this member, fed by the store's applied events. */
+  readonly watchHub: WatchHub;
   private clusterIdLong = toLong(0n);
   private memberIdLong = toLong(0n);
   private termOf: () => number = () => 0;
@@ -66,6 +69,7 @@ export class StateMachine {
     lessor: Lessor,
   ) {
     this.lessor = lessor;
+    this.watchHub = new WatchHub(mvcc, backend, logger);
   }
 
   static async open(dir: string, cfg: ServerConfig, logger: Logger, metrics: ServerMetrics): Promise<StateMachine> {

@@ -102,6 +102,8 @@ class SimStorage extends MemoryStorage {
 
 class SimNode {
   raw: RawNode | undefined = undefined;
+  /** A Ready taken but not yet persisted (asynchronous persistence); lost on crash. */
+  pending: { rd: Ready; doneAtStep: number } | undefined = undefined;
   sm: StateMachine = { index: 0, digest: 0, confState: { voters: [], learners: [] }, values: 0 };
   removed = false;
   restartAtTick = 0;
@@ -160,6 +162,9 @@ export class Simulation {
   private readonly snapshotIntervalEntries: number;
   private readonly keepEntriesAfterSnapshot: number;
   private readonly maxMembers: number;
+  /** Probability that a Ready is persisted asynchronously (a few steps later). */
+  private readonly asyncReadyRate: number;
+  private chaos = false;
 
   // invariant bookkeeping
   private readonly leaderOfTerm = new Map<number, NodeId>();
@@ -195,6 +200,7 @@ export class Simulation {
     this.snapshotIntervalEntries = this.rng.int(8, 60);
     this.keepEntriesAfterSnapshot = this.rng.int(0, 10);
     this.maxMembers = opts.nodeCount + 2;
+    this.asyncReadyRate = this.rng.pick([0, 0, 0.3]);
     const ids: NodeId[] = [];
     for (let i = 1; i <= opts.nodeCount; i++) ids.push(BigInt(i));
     this.nextNodeId = BigInt(opts.nodeCount + 1);
@@ -204,7 +210,7 @@ export class Simulation {
     }
     this.trace(
       `config nodes=${opts.nodeCount} hb=${this.heartbeatTick} preVote=${this.preVote} checkQuorum=${this.checkQuorum} ` +
-        `inflight=${this.maxInflightMsgs} maxMsg=${this.maxSizePerMsgBytes} snapEvery=${this.snapshotIntervalEntries}`,
+        `inflight=${this.maxInflightMsgs} maxMsg=${this.maxSizePerMsgBytes} snapEvery=${this.snapshotIntervalEntries} asyncReady=${this.asyncReadyRate}`,
     );
   }
 
@@ -242,6 +248,7 @@ export class Simulation {
   }
 
   private runTick(chaos: boolean): void {
+    this.chaos = chaos;
     this.tickCount++;
     for (const n of this.nodes.values()) {
       if (!n.alive) {
@@ -307,6 +314,7 @@ export class Simulation {
   private crash(n: SimNode, downTicks: number): void {
     this.trace(`crash ${n.id} for ${downTicks} ticks`);
     n.raw = undefined;
+    n.pending = undefined;
     n.restartAtTick = this.tickCount + downTicks;
     this.stats.crashes++;
   }
@@ -344,17 +352,41 @@ export class Simulation {
     this.fail('readies did not settle');
   }
 
+  /**
+   * Take the node's next Ready and handle it, either right away or, like a server persisting
+   * asynchronously, a few steps later while the node keeps stepping messages and ticking.
+   */
   private processReady(n: SimNode): boolean {
+    if (n.pending) {
+      if (this.step < n.pending.doneAtStep) return false;
+      const rd = n.pending.rd;
+      n.pending = undefined;
+      this.completeReady(n, rd);
+      return true;
+    }
     const raw = n.raw!;
     if (!raw.hasReady()) return false;
     const rd = raw.ready();
     this.checkReady(n, rd);
+    if (rd.hardState && rd.hardState.commit > this.maxCommitIndexSeen) this.maxCommitIndexSeen = rd.hardState.commit;
+    if (this.rng.chance(this.asyncReadyRate)) {
+      n.pending = { rd, doneAtStep: this.step + this.rng.int(1, 3) };
+      return false;
+    }
+    this.completeReady(n, rd);
+    return true;
+  }
+
+  private completeReady(n: SimNode, rd: Ready): void {
+    const raw = n.raw!;
     // 1. persist
     if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
     n.storage.append(rd.entries);
-    if (rd.hardState) {
-      n.storage.setHardState(rd.hardState);
-      if (rd.hardState.commit > this.maxCommitIndexSeen) this.maxCommitIndexSeen = rd.hardState.commit;
+    if (rd.hardState) n.storage.setHardState(rd.hardState);
+    if (this.chaos && this.rng.chance(0.002)) {
+      // Crash after the fsync, before anything was sent or applied.
+      this.crash(n, this.rng.int(1, 3 * this.electionTick));
+      return;
     }
     // 2. send
     for (const m of rd.messages) this.send(m);
@@ -368,7 +400,6 @@ export class Simulation {
       this.trace(`node ${n.id} shuts down after removal`);
       n.raw = undefined;
     }
-    return true;
   }
 
   private applySnapshot(n: SimNode, snap: Snapshot): void {
