@@ -40,6 +40,7 @@ export function toServerConfig(c: EtcdConfig): ServerConfig {
     etcdVersion: c.etcdVersion,
     maxLearners: c.maxLearners,
     watchProgressNotifyIntervalMs: c.watchProgressNotifyIntervalMs,
+    snapshotCatchupEntries: Number(c.flagValues.get('snapshot-catchup-entries') ?? 5000),
     autoCompaction: {
       mode: c.autoCompactionMode,
       periodMs: c.autoCompactionPeriodMs,
@@ -68,6 +69,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
       onSent: (id, bytes) => metrics.peerSentBytes.inc({ To: idToHex(id) }, bytes),
       onRoundTrip: (id, seconds) => metrics.peerRttSeconds.observe({ To: idToHex(id) }, seconds),
       onSendFailure: (id) => metrics.peerSentFailures.inc({ To: idToHex(id) }),
+      snapshotSource: () => s.snapshotSource(),
     });
     return transport;
   });

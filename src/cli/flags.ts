@@ -168,7 +168,7 @@ const MEMBER: FlagSpec[] = [
     help: 'Largest client request accepted, in bytes.' }),
   spec({ name: 'max-concurrent-streams', type: 'uint32', default: '4294967295', group: 'Member',
     help: 'Most concurrent HTTP/2 streams one client connection may open.' }),
-  spec({ name: 'grpc-keepalive-min-time', type: 'duration', default: '5s', group: 'Member', implemented: true,
+  spec({ name: 'grpc-keepalive-min-time', type: 'duration', default: '5s', group: 'Member',
     help: 'Shortest interval at which clients may ping the server; faster pingers are disconnected.' }),
   spec({ name: 'grpc-keepalive-interval', type: 'duration', default: '2h', group: 'Member', implemented: true,
     help: 'How often the server pings an idle client connection (0 disables).' }),
@@ -316,7 +316,7 @@ const AUTH: FlagSpec[] = [
 const MONITORING: FlagSpec[] = [
   spec({ name: 'enable-pprof', type: 'bool', default: 'false', group: 'Profiling and Monitoring',
     help: 'Serve Go runtime profiles under /debug/pprof/.' }),
-  spec({ name: 'metrics', type: 'enum', default: 'basic', choices: ['basic', 'extensive'], group: 'Profiling and Monitoring', implemented: true,
+  spec({ name: 'metrics', type: 'enum', default: 'basic', choices: ['basic', 'extensive'], group: 'Profiling and Monitoring',
     help: 'Metric detail: "extensive" adds per-RPC latency histograms.' }),
   spec({ name: 'listen-metrics-urls', type: 'url-list', default: '', group: 'Profiling and Monitoring', implemented: true,
     help: 'Extra sockets serving only /metrics, /health, /livez and /readyz (kubeadm: http://127.0.0.1:2381).' }),
@@ -371,14 +371,14 @@ const FEATURES: FlagSpec[] = [
     help: 'Most learner (non-voting) members the cluster may hold.' }),
   spec({ name: 'downgrade-check-time', type: 'duration', default: '5s', group: 'Features',
     help: 'Period of the downgrade status check.' }),
-  spec({ name: 'snapshot-catchup-entries', type: 'uint', default: '5000', group: 'Features',
+  spec({ name: 'snapshot-catchup-entries', type: 'uint', default: '5000', group: 'Features', implemented: true,
     help: 'Raft entries kept after a snapshot so slow followers can catch up without one.' }),
 ];
 
 const UNSAFE: FlagSpec[] = [
-  spec({ name: 'force-new-cluster', type: 'bool', default: 'false', group: 'Unsafe feature', implemented: true,
+  spec({ name: 'force-new-cluster', type: 'bool', default: 'false', group: 'Unsafe feature',
     help: 'Disaster recovery: restart this member as the only member of its cluster, keeping its data.' }),
-  spec({ name: 'unsafe-no-fsync', type: 'bool', default: 'false', group: 'Unsafe feature', implemented: true,
+  spec({ name: 'unsafe-no-fsync', type: 'bool', default: 'false', group: 'Unsafe feature',
     help: 'Never fsync; a crash can lose acknowledged writes. Tests only.' }),
 ];
 

@@ -62,6 +62,11 @@ export class Lessor {
     return [...this.leases.keys()];
   }
 
+  /** Forgets every lease (before reloading them from a new database image). */
+  clear(): void {
+    this.leases.clear();
+  }
+
   /** Restores a persisted lease at startup (no expiry until this member leads). */
   restore(rec: LeaseRecord): void {
     this.leases.set(rec.id, { ...rec, expiryMs: FOREVER_MS, keys: new Set() });

@@ -101,6 +101,25 @@ export function peerApp(server: EtcdServer, transport: PeerTransport | undefined
     }));
   });
 
+  // A snapshot from the leader: restore the database image into a fresh directory first,
+  // then hand Raft the message; the ready loop swaps the database in when Raft accepts it.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  app.post('/raft/snapshot', async (req, reply) => {
+    const clusterHeader = String(req.headers[HEADER_CLUSTER_ID] ?? '');
+    if (clusterHeader !== idToHex(server.clusterId)) {
+      reply.code(412);
+      return `snapshot from cluster ${clusterHeader} refused: this member belongs to cluster ${idToHex(server.clusterId)}`;
+    }
+    try {
+      await server.receiveSnapshot(req.body as NodeJS.ReadableStream);
+    } catch (e) {
+      logger.warn('failed to receive database snapshot', { 'remote-member-id': String(req.headers[HEADER_FROM] ?? ''), error: (e as Error).message });
+      reply.code(400);
+      return (e as Error).message;
+    }
+    reply.code(204);
+    return '';
+  });
   return app;
 }
 

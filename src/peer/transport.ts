@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type net from 'node:net';
+import type { Readable } from 'node:stream';
 import { encodeMessage, decodeMessage } from '../raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { Transport } from '../server/transport.js';
@@ -53,6 +54,8 @@ export interface PeerTransportOptions {
   /** Time to establish a stream (connect + upgrade): a round-trip sample. */
   onRoundTrip?: (id: NodeId, seconds: number) => void;
   onSendFailure?: (id: NodeId) => void;
+  /** The state machine image that goes with a snapshot message (the backend's contents). */
+  snapshotSource?: () => Readable;
 }
 
 /**
@@ -80,6 +83,10 @@ class PeerSender {
   ) {}
 
   enqueue(m: Message): void {
+    if (m.type === MessageType.Snap) {
+      this.sendSnapshot(m);
+      return;
+    }
     if (this.queue.length >= MAX_QUEUED_MESSAGES_PER_PEER) {
       this.dropped(m);
       return;
@@ -115,6 +122,58 @@ class PeerSender {
     sock.write(body);
     this.t.opts.onSent?.(this.id, body.length);
     for (const m of batch) if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, true);
+  }
+
+  private snapshotInFlight = false;
+
+  /**
+   * A snapshot goes on its own request, streamed: [u32 length][raft message][backend image].
+   * One at a time per peer; Raft is told the outcome so it can retry or resume appends.
+   */
+  private sendSnapshot(m: Message): void {
+    const source = this.t.opts.snapshotSource;
+    if (this.snapshotInFlight || !source || this.urls.length === 0 || this.stopped) {
+      this.t.opts.onSnapshotStatus(this.id, false);
+      return;
+    }
+    this.snapshotInFlight = true;
+    const url = new URL('/raft/snapshot', this.urls[this.urlIndex % this.urls.length]);
+    const started = Date.now();
+    const head = encodeBatch([m]);
+    let sentBytes = head.length;
+    const done = (ok: boolean, why?: string) => {
+      if (!this.snapshotInFlight) return;
+      this.snapshotInFlight = false;
+      const log = this.t.opts.logger;
+      if (ok) log.info('sent database snapshot to peer', { 'peer-id': idToHex(this.id), 'snapshot-index': m.snapshot?.meta.index, bytes: sentBytes, took: `${Date.now() - started}ms` });
+      else log.warn('failed to send database snapshot to peer', { 'peer-id': idToHex(this.id), error: why });
+      this.t.opts.onSnapshotStatus(this.id, ok);
+    };
+    const req = http.request(url, {
+      method: 'POST',
+      agent: false,
+      headers: {
+        'content-type': 'application/octet-stream',
+        [HEADER_CLUSTER_ID]: idToHex(this.t.opts.clusterId()),
+        [HEADER_FROM]: idToHex(this.t.opts.localId),
+        [HEADER_TO]: idToHex(this.id),
+        [HEADER_VERSION]: this.t.opts.etcdVersion,
+      },
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done(res.statusCode === 204, `peer answered ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 300)}`));
+    });
+    req.on('error', (e) => done(false, e.message));
+    req.write(head);
+    const body = source();
+    body.on('data', (c: Buffer) => (sentBytes += c.length));
+    body.on('error', (e) => {
+      req.destroy(e);
+      done(false, `reading the local database: ${e.message}`);
+    });
+    body.pipe(req);
   }
 
   private connect(): void {

@@ -1,9 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { RawNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
+import { RawNode, MemoryStorage, decodeConfChange, decodeMessage } from '../raft/index.js';
+import { Backend } from '../backend/index.js';
+import fsp from 'node:fs/promises';
 import {
-  ConfChangeType, EntryType, StateType, NONE,
+  ConfChangeType, EntryType, MessageType, StateType, NONE,
   type ConfChange, type ConfState, type Entry, type Message, type NodeId, type Ready, type ReadState,
 } from '../raft/types.js';
 import { Wal } from '../wal/index.js';
@@ -44,12 +46,12 @@ export interface ServerConfig {
   maxLearners: number;
   autoCompaction: CompactorConfig;
   watchProgressNotifyIntervalMs: number;
+  /** Raft entries kept in memory after a snapshot so slow followers catch up without one. */
+  snapshotCatchupEntries: number;
 }
 
 /** etcd rejects new proposals when the apply loop lags this far behind commit. */
 const MAX_APPLY_LAG_ENTRIES = 5000;
-/** Entries kept in memory after a snapshot so slow followers can catch up without one. */
-const SNAPSHOT_CATCHUP_ENTRIES = 5000;
 /** Proposals waiting for their apply; beyond this new ones get "too many requests". */
 const MAX_PENDING_PROPOSALS = 100_000;
 /** How often the leader looks for expired leases. */
@@ -477,6 +479,60 @@ export class EtcdServer {
     if (!this.stopped) this.node.reportSnapshot(id, ok);
   }
 
+  // ------------------------------------------------------------------ snapshots from the leader
+
+  /** Database image received for a snapshot message, waiting for Raft to accept it. */
+  private incomingSnapshot?: { index: number; dir: string };
+
+  /**
+   * The peer layer streams a snapshot here: [u32 length][raft message][backend image]. The
+   * image is restored into a new directory before Raft sees the message.
+   */
+  async receiveSnapshot(body: NodeJS.ReadableStream): Promise<void> {
+    const it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    let head: Buffer = Buffer.alloc(0);
+    while (head.length < 4 || head.length < 4 + head.readUInt32BE(0)) {
+      const r = await it.next();
+      if (r.done) throw new Error('snapshot stream ended before its raft message');
+      head = Buffer.concat([head, r.value]);
+      if (head.length >= 4 && head.readUInt32BE(0) > 64 * 1024 * 1024) throw new Error('snapshot raft message too large');
+    }
+    const len = head.readUInt32BE(0);
+    const msg = decodeMessage(head.subarray(4, 4 + len));
+    if (msg.type !== MessageType.Snap || !msg.snapshot) throw new Error('not a snapshot message');
+    const rest = head.subarray(4 + len);
+    async function* remainder(): AsyncGenerator<Uint8Array> {
+      if (rest.length > 0) yield rest;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    }
+    const dir = path.join(path.dirname(this.stateMachine.dbDir), `db.incoming-${msg.snapshot.meta.index}-${Date.now()}`);
+    await Backend.restoreSnapshot(dir, remainder());
+    const previous = this.incomingSnapshot;
+    this.incomingSnapshot = { index: msg.snapshot.meta.index, dir };
+    if (previous) await fsp.rm(previous.dir, { recursive: true, force: true });
+    this.logger.info('received database snapshot from the leader', { 'snapshot-index': msg.snapshot.meta.index, from: idToHex(msg.from) });
+    this.step([msg]);
+  }
+
+  private async installSnapshot(snap: { meta: { index: number } }): Promise<void> {
+    const incoming = this.incomingSnapshot;
+    if (!incoming || incoming.index !== snap.meta.index) {
+      throw new ServerError(`raft accepted snapshot ${snap.meta.index} but no database image for it was received`);
+    }
+    this.incomingSnapshot = undefined;
+    await this.applyChain; // nothing may be applying to the old database
+    await this.stateMachine.installSnapshot(incoming.dir);
+  }
+
+  /** The backend image sent with a snapshot message (the leader side). */
+  snapshotSource(): import('node:stream').Readable {
+    return this.stateMachine.backend.snapshot();
+  }
+
   /** Calls `fn` once a leader is known (immediately if one is). */
   onLeaderKnown(fn: () => void): void {
     if (this.leaderId !== NONE) fn();
@@ -590,7 +646,7 @@ export class EtcdServer {
     const leader = this.raftState === StateType.Leader;
     // Raft allows a leader to send before its own fsync: followers persist in parallel.
     if (leader && rd.messages.length > 0) this.transport.send(rd.messages);
-    if (rd.snapshot) await this.stateMachine.restoreSnapshot(rd.snapshot);
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       if (rd.snapshot) await this.wal.saveSnapshot(rd.snapshot.meta);
       await this.wal.save(rd.hardState, rd.entries);
@@ -806,7 +862,7 @@ export class EtcdServer {
     const meta = { index, term, confState: this.confState };
     this.storage.createSnapshot(index, this.confState, new Uint8Array());
     await this.wal.saveSnapshot(meta);
-    const compactTo = index - SNAPSHOT_CATCHUP_ENTRIES;
+    const compactTo = index - this.cfg.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     await this.wal.releaseTo(index);
     this.snapshotIndex = index;

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { Backend, Bucket } from '../backend/index.js';
 import { MvccStore } from '../mvcc/store.js';
 import { Lessor, minLeaseTtlSec, leaseNotFound, type LeaseRecord } from '../lease/lessor.js';
-import type { Snapshot } from '../raft/types.js';
 import { WatchHub } from '../watch/hub.js';
 import { Errors, ServerError } from './errors.js';
 import { Membership } from './membership.js';
@@ -61,22 +62,32 @@ export class StateMachine {
   private persistedMembership?: Membership;
 
   private constructor(
-    readonly backend: Backend,
-    readonly mvcc: MvccStore,
+    private backendRef: Backend,
+    private mvccRef: MvccStore,
+    readonly dbDir: string,
     readonly cfg: ServerConfig,
     readonly logger: Logger,
     readonly metrics: ServerMetrics,
     lessor: Lessor,
   ) {
     this.lessor = lessor;
-    this.watchHub = new WatchHub(mvcc, backend, logger);
+    this.watchHub = new WatchHub(mvccRef, backendRef, logger);
   }
 
-  static async open(dir: string, cfg: ServerConfig, logger: Logger, metrics: ServerMetrics): Promise<StateMachine> {
+  /** The LevelDB backend (replaced when a snapshot from the leader is installed). */
+  get backend(): Backend {
+    return this.backendRef;
+  }
+
+  /** The MVCC store (replaced when a snapshot from the leader is installed). */
+  get mvcc(): MvccStore {
+    return this.mvccRef;
+  }
+
+  private static async openBackend(dir: string, cfg: ServerConfig, logger: Logger, metrics: ServerMetrics): Promise<Backend> {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    let backend: Backend;
     try {
-      backend = await Backend.open(dir, {
+      return await Backend.open(dir, {
         batchIntervalMs: cfg.backendBatchIntervalMs,
         batchLimit: cfg.backendBatchLimit,
         onCommit: (seconds: number) => metrics.backendCommitSeconds.observe(seconds),
@@ -92,22 +103,56 @@ export class StateMachine {
       }
       throw e;
     }
+  }
+
+  static async open(dir: string, cfg: ServerConfig, logger: Logger, metrics: ServerMetrics): Promise<StateMachine> {
+    const backend = await StateMachine.openBackend(dir, cfg, logger, metrics);
     const lessor = new Lessor(minLeaseTtlSec(cfg.electionTimeoutMs));
     const mvcc = await MvccStore.open(backend, { logger });
-    const sm = new StateMachine(backend, mvcc, cfg, logger, metrics, lessor);
-    await sm.loadLeases();
+    const sm = new StateMachine(backend, mvcc, dir, cfg, logger, metrics, lessor);
+    await sm.loadDerivedState();
+    return sm;
+  }
+
+  /** Leases, alarms and membership as stored in the (current) backend. */
+  private async loadDerivedState(): Promise<void> {
+    const lessor = this.lessor;
+    await this.loadLeases();
     // Connecting the lessor re-attaches every live key to its lease.
-    mvcc.attachLeases({
+    this.mvcc.attachLeases({
       exists: (id: bigint) => lessor.exists(id),
       attach: (id: bigint, key: Buffer) => {
         if (lessor.exists(id)) lessor.attach(id, key);
       },
       detach: (id: bigint, key: Buffer) => lessor.detach(id, key),
     });
-    sm.activeAlarms = await sm.loadAlarms();
-    const ms = await backend.get(Bucket.Members, MEMBERSHIP_KEY);
-    sm.persistedMembership = ms ? Membership.fromJSON(ms.toString()) : undefined;
-    return sm;
+    this.activeAlarms = await this.loadAlarms();
+    const ms = await this.backend.get(Bucket.Members, MEMBERSHIP_KEY);
+    this.persistedMembership = ms ? Membership.fromJSON(ms.toString()) : undefined;
+  }
+
+  /**
+   * Installs a database image received from the leader (already restored into `newDir`):
+   * the old database is closed and replaced, and everything derived from it reloaded.
+   * Watchers catch up from the new history.
+   */
+  async installSnapshot(newDir: string): Promise<void> {
+    await this.mvcc.close();
+    await this.backend.close();
+    const old = `${this.dbDir}.old-${Date.now()}`;
+    await fsp.rename(this.dbDir, old);
+    await fsp.rename(newDir, this.dbDir);
+    await fsyncDir(path.dirname(this.dbDir));
+    this.backendRef = await StateMachine.openBackend(this.dbDir, this.cfg, this.logger, this.metrics);
+    this.mvccRef = await MvccStore.open(this.backendRef, { logger: this.logger });
+    this.lessor.clear();
+    await this.loadDerivedState();
+    if (this.leader) this.lessor.promote(this.cfg.electionTimeoutMs);
+    this.watchHub.rebind(this.mvccRef, this.backendRef);
+    await fsp.rm(old, { recursive: true, force: true });
+    this.logger.info('installed database snapshot from the leader', {
+      'consistent-index': this.mvcc.consistentIndex, revision: this.mvcc.currentRevision,
+    });
   }
 
   // ------------------------------------------------------------------ identity / header
@@ -356,10 +401,6 @@ export class StateMachine {
     await this.backend.forceCommit();
   }
 
-  async restoreSnapshot(_snap: Snapshot): Promise<void> {
-    throw new ServerError('installing a snapshot from the leader is not supported by this build yet');
-  }
-
   refreshMetrics(): void {
     const m = this.metrics;
     const sizes = this.dbSizes();
@@ -372,5 +413,14 @@ export class StateMachine {
 
   async close(): Promise<void> {
     await this.backend.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

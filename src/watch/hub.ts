@@ -90,11 +90,28 @@ export class WatchHub {
   private total = 0;
 
   constructor(
-    private readonly mvcc: MvccStore,
-    private readonly backend: Backend,
+    private mvcc: MvccStore,
+    private backend: Backend,
     private readonly logger: Logger,
   ) {
     mvcc.onEvents = (revision, events) => this.onEvents(revision, events);
+  }
+
+  /**
+   * The member installed a new database image: every watcher catches up from the new
+   * history (or is cancelled as compacted if its next revision is no longer there).
+   */
+  rebind(mvcc: MvccStore, backend: Backend): void {
+    this.mvcc = mvcc;
+    this.backend = backend;
+    mvcc.onEvents = (revision, events) => this.onEvents(revision, events);
+    const all = [...this.ranges];
+    for (const set of this.byKey.values()) all.push(...set);
+    for (const w of all) {
+      this.detachSynced(w);
+      this.unsynced.add(w);
+    }
+    for (const w of this.unsynced) if (!w.catchingUp) void this.catchUp(w);
   }
 
   get watcherCount(): number {

@@ -151,11 +151,11 @@ const IMPLEMENTED = [
   'initial-advertise-peer-urls', 'listen-metrics-urls', 'initial-cluster', 'initial-cluster-token', 'initial-cluster-state',
   'snapshot-count', 'heartbeat-interval', 'election-timeout', 'max-txn-ops', 'max-request-bytes', 'quota-backend-bytes',
   'backend-batch-interval', 'backend-batch-limit', 'strict-reconfig-check', 'pre-vote', 'logger', 'log-level', 'log-outputs',
-  'log-format', 'config-file', 'unsafe-no-fsync', 'auto-compaction-mode', 'auto-compaction-retention', 'metrics',
-  'watch-progress-notify-interval', 'experimental-watch-progress-notify-interval', 'force-new-cluster', 'max-learners',
+  'log-format', 'config-file', 'auto-compaction-mode', 'auto-compaction-retention', 'snapshot-catchup-entries', 'experimental-snapshot-catchup-entries',
+  'watch-progress-notify-interval', 'experimental-watch-progress-notify-interval', 'max-learners',
   'experimental-max-learners', 'cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth', 'peer-cert-file', 'peer-key-file',
   'peer-trusted-ca-file', 'peer-client-cert-auth', 'auth-token', 'bcrypt-cost', 'auth-token-ttl', 'enable-v2',
-  'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'etcd-version', 'version', 'log-output',
+  'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'etcd-version', 'version', 'log-output',
 ];
 
 describe('flag table', () => {

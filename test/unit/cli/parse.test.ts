@@ -441,7 +441,7 @@ describe('flags accepted but not implemented', () => {
   });
 
   it('implemented flags do not warn', () => {
-    const { warnings } = run(['--name', 'x', '--max-txn-ops', '256', '--pre-vote=false', '--metrics', 'extensive', '--log-level', 'debug']);
+    const { warnings } = run(['--name', 'x', '--max-txn-ops', '256', '--pre-vote=false', '--snapshot-catchup-entries', '100', '--log-level', 'debug']);
     expect(warnings).toEqual([]);
   });
 
