@@ -60,6 +60,11 @@ export interface CheckPerfOptions {
   timeoutMs?: number;
   /** taskset CPU list for etcdctl (undefined = no pinning). */
   pinCpus?: string;
+  /**
+   * Polled every second; a non-undefined return kills etcdctl and becomes the error
+   * (e.g. "member died": etcdctl would otherwise retry against a dead server until timeout).
+   */
+  abortReason?: () => string | undefined;
 }
 
 export function etcdctlAvailable(etcdctlPath: string = ETCDCTL_DEFAULT_PATH): boolean {
@@ -68,7 +73,7 @@ export function etcdctlAvailable(etcdctlPath: string = ETCDCTL_DEFAULT_PATH): bo
 
 export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfResult> {
   const etcdctl = opts.etcdctlPath ?? ETCDCTL_DEFAULT_PATH;
-  const timeoutMs = opts.timeoutMs ?? 180_000;
+  const timeoutMs = opts.timeoutMs ?? 150_000;
   const etcdctlArgs = [`--endpoints=${opts.endpoints.join(',')}`, 'check', 'perf', `--load=${opts.load}`];
   const [command, args] =
     opts.pinCpus !== undefined ? ['taskset', ['-c', opts.pinCpus, etcdctl, ...etcdctlArgs]] : [etcdctl, etcdctlArgs];
@@ -89,10 +94,16 @@ export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfRes
     // etcdctl is the load generator here, so its CPU is the "client CPU" of this workload.
     // /proc disappears at exit, hence periodic samples.
     let etcdctlCpuSec: number | undefined;
+    let abortedBecause: string | undefined;
     const sampler = setInterval(() => {
       if (child.pid !== undefined) {
         const cpu = processTreeCpuSeconds([child.pid]);
         if (cpu > 0) etcdctlCpuSec = cpu;
+      }
+      const reason = abortedBecause === undefined ? opts.abortReason?.() : undefined;
+      if (reason !== undefined) {
+        abortedBecause = reason;
+        child.kill('SIGKILL');
       }
     }, 1000);
     let finished = false;
@@ -110,7 +121,8 @@ export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfRes
     };
     child.on('error', (err) => finish(`cannot run ${etcdctl}: ${err.message}`));
     child.on('close', (code) => {
-      if (timedOut) finish(`timed out after ${timeoutMs} ms`);
+      if (abortedBecause !== undefined) finish(`aborted: ${abortedBecause}`);
+      else if (timedOut) finish(`timed out after ${timeoutMs} ms`);
       else finish(code === 0 ? undefined : `etcdctl exited with code ${code}: ${lastLine(output) ?? ''}`);
     });
   });

@@ -401,7 +401,15 @@ async function runTargetCluster(
         if (!etcdctlAvailable(opts.etcdctlPath)) {
           record.checkPerf = { load: w.load, verdict: 'error', lines: [], error: `${opts.etcdctlPath} not found`, elapsedSec: 0 };
         } else {
-          const cpOpts: Parameters<typeof runCheckPerf>[0] = { endpoints, load: w.load, etcdctlPath: opts.etcdctlPath };
+          const cpOpts: Parameters<typeof runCheckPerf>[0] = {
+            endpoints,
+            load: w.load,
+            etcdctlPath: opts.etcdctlPath,
+            abortReason: () => {
+              const dead = cluster.deadMembers();
+              return dead.length > 0 ? `member ${dead.map((m) => m.name).join(', ')} exited` : undefined;
+            },
+          };
           if (opts.pin) cpOpts.pinCpus = '0';
           record.checkPerf = await runCheckPerf(cpOpts);
         }
