@@ -5,14 +5,23 @@ import { maintenanceService } from './maintenance.js';
 import { clusterService } from './cluster.js';
 import { leaseService } from './lease.js';
 import { watchService } from './watch.js';
+import { electionService } from './election.js';
+import { lockService } from './lock.js';
+import { InProcessChannel } from './inprocess.js';
 
-/** Registers every gRPC service tsetcd implements; others answer UNIMPLEMENTED (grpc-js default). */
-export function registerServices(grpcServer: grpc.Server, server: EtcdServer): { stop: () => void } {
-  for (const make of [kvService, maintenanceService, clusterService, leaseService]) {
-    const { def, impl } = make(server);
-    grpcServer.addService(def, impl);
-  }
+/**
+ * Registers every gRPC service tsetcd implements; others answer UNIMPLEMENTED (grpc-js default).
+ * Each is also reachable in-process through `local` (the election/lock recipes and the JSON gateway).
+ */
+export function registerServices(grpcServer: grpc.Server, server: EtcdServer): { stop: () => void; local: InProcessChannel } {
+  const local = new InProcessChannel();
+  const add = (s: { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation }) => {
+    grpcServer.addService(s.def, s.impl);
+    local.addService(s.def, s.impl);
+  };
+  for (const make of [kvService, maintenanceService, clusterService, leaseService]) add(make(server));
   const watch = watchService(server, server.stateMachine.watchHub, server.cfg.watchProgressNotifyIntervalMs);
-  grpcServer.addService(watch.def, watch.impl);
-  return { stop: watch.stop };
+  add(watch);
+  for (const make of [electionService, lockService]) add(make(server, local));
+  return { stop: watch.stop, local };
 }
