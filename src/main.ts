@@ -7,9 +7,11 @@ import { loggerFromConfig, type Logger } from './log/logger.js';
 import { EtcdServer, type ServerConfig } from './server/server.js';
 import { ServerMetrics } from './server/metrics.js';
 import { idToHex } from './server/ids.js';
+import { Errors } from './server/errors.js';
 import { listenClientUrl, type ClientListener } from './api/listener.js';
 import { httpHandler } from './api/http.js';
 import { registerServices } from './api/services.js';
+import { gatewayHandler } from './api/gateway.js';
 import { startPeerListeners, type PeerListener } from './peer/listener.js';
 import { PeerTransport } from './peer/transport.js';
 
@@ -81,13 +83,34 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
     'grpc.keepalive_time_ms': config.grpcKeepaliveIntervalMs,
     'grpc.keepalive_timeout_ms': config.grpcKeepaliveTimeoutMs,
   });
-  const services = registerServices(grpcServer, server);
+  // Lease keep-alives and TTL questions that reach a follower go to the leader (only it tracks deadlines).
+  const leaderPeerUrls = (): string[] => {
+    const leader = server.membership.get(server.leader);
+    if (!leader || !transport) throw Errors.noLeader();
+    return leader.peerUrls;
+  };
+  server.leaseForwarder = async (id) =>
+    (await transport!.askLeader<{ ttl: number }>(leaderPeerUrls(), '/leases/renew', { id: id.toString() })).ttl;
+  server.leaseTtlForwarder = async (id) =>
+    (await transport!.askLeader<{ ttl: number }>(leaderPeerUrls(), '/leases/ttl', { id: id.toString() })).ttl;
+  let services: ReturnType<typeof registerServices>;
+  try {
+    services = registerServices(grpcServer, server, {
+      authToken: config.authToken, authTokenTtlSec: config.authTokenTtlSec, bcryptCost: config.bcryptCost,
+      clientCertAuth: config.clientTls.clientCertAuth,
+    });
+  } catch (e) {
+    await server.stop(0); // e.g. a bad --auth-token: nothing was served yet
+    throw e;
+  }
   const handler: http.RequestListener = httpHandler({ server });
+  // The client port also serves the /v3 JSON gateway (the metrics listener does not).
+  const clientHandler: http.RequestListener = httpHandler({ server, fallback: gatewayHandler({ server, channel: services.local }) });
   const listeners: ClientListener[] = [];
   const peers: PeerListener[] = [];
   try {
     for (const url of config.listenClientUrls) {
-      listeners.push(await listenClientUrl(url, { grpcServer, httpHandler: handler, logger }));
+      listeners.push(await listenClientUrl(url, { grpcServer, httpHandler: clientHandler, logger }));
       logger.info('serving client traffic', { address: url.text });
     }
     for (const url of config.listenMetricsUrls) {

@@ -6,6 +6,7 @@ import { big, toLong, type Msg } from '../server/pb.js';
 import { Errors } from '../server/errors.js';
 import { serviceDefinition, unary, grpcError, RAW } from './grpc.js';
 import { MAX_LEASE_TTL_SEC } from '../lease/lessor.js';
+import type { AuthGate, AuthCall } from '../auth/gate.js';
 
 // Lease service. Grant and revoke go through Raft; keep-alive and time-to-live are
 // answered by the leader, which alone tracks deadlines.
@@ -19,7 +20,7 @@ function newLeaseId(): bigint {
   return id === 0n ? 1n : id;
 }
 
-export function leaseService(server: EtcdServer): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
+export function leaseService(server: EtcdServer, auth: AuthGate): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const m = server.metrics;
   const sm = server.stateMachine;
   const svc = 'etcdserverpb.Lease';
@@ -35,23 +36,29 @@ export function leaseService(server: EtcdServer): { def: grpc.ServiceDefinition;
       msg = { ID: toLong(id, false), TTL: ttl };
       payload = Buffer.from(encodePayload(RequestKind.LeaseGrant, msg));
     }
+    // A lease is stored in the backend too: refused like a put when out of space (etcd's quota on LeaseGrant).
+    sm.checkQuota(payload.length);
     return (await server.propose(RequestKind.LeaseGrant, payload, msg)) as Msg;
   }
 
-  async function revoke(req: Msg): Promise<Msg> {
+  async function revoke(req: Msg, call: AuthCall): Promise<Msg> {
+    // Revoking deletes the attached keys: write permission on each of them.
+    await auth.check(call, { op: 'leaseRevoke', id: big(req.ID) });
     if (!sm.lessor.exists(big(req.ID))) throw Errors.leaseNotFound();
     return (await server.propose(RequestKind.LeaseRevoke, req[RAW] as Buffer, req)) as Msg;
   }
 
-  async function timeToLive(req: Msg): Promise<Msg> {
+  async function timeToLive(req: Msg, call: AuthCall): Promise<Msg> {
     await server.linearizableRead();
     const id = big(req.ID);
+    // The answer can list the attached keys: read permission on each of them.
+    await auth.check(call, { op: 'leaseTimeToLive', id });
     const lease = sm.lessor.get(id);
     if (!lease) return { header: sm.header(), ID: req.ID, TTL: -1 };
     return {
       header: sm.header(),
       ID: req.ID,
-      TTL: sm.lessor.remainingSec(id),
+      TTL: await server.leaseRemainingSec(id),
       grantedTTL: lease.ttlSec,
       keys: req.keys ? [...lease.keys].map((k) => Buffer.from(k, 'latin1')) : [],
     };

@@ -101,6 +101,24 @@ export function peerApp(server: EtcdServer, transport: PeerTransport | undefined
     }));
   });
 
+  // Lease keep-alives and TTL questions forwarded by followers: only the leader knows deadlines.
+  app.post('/leases/renew', async (req, reply) => {
+    const { id } = req.body as { id: string };
+    if (!server.isLeader) {
+      reply.code(503);
+      return { error: 'not leader' };
+    }
+    return { ttl: await server.renewLease(BigInt(id)) };
+  });
+  app.post('/leases/ttl', async (req, reply) => {
+    const { id } = req.body as { id: string };
+    if (!server.isLeader) {
+      reply.code(503);
+      return { error: 'not leader' };
+    }
+    return { ttl: server.stateMachine.lessor.remainingSec(BigInt(id)) };
+  });
+
   // A snapshot from the leader: restore the database image into a fresh directory first,
   // then hand Raft the message; the ready loop swaps the database in when Raft accepts it.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));

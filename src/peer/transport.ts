@@ -319,6 +319,29 @@ export class PeerTransport implements Transport {
     return this.peers.get(id)?.activeSinceMs;
   }
 
+  /**
+   * Asks the leader (a lease question only it can answer: keep-alive, remaining TTL).
+   * Fails fast so the caller's own timeout and retry apply.
+   */
+  async askLeader<T>(leaderUrls: string[], path: string, body: unknown, timeoutMs = 3000): Promise<T> {
+    let last: Error | undefined;
+    for (const base of leaderUrls) {
+      try {
+        const res = await fetch(new URL(path, base), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', [HEADER_CLUSTER_ID]: idToHex(this.opts.clusterId()), [HEADER_FROM]: idToHex(this.opts.localId) },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!res.ok) throw new Error(`leader answered ${res.status}`);
+        return (await res.json()) as T;
+      } catch (e) {
+        last = e as Error;
+      }
+    }
+    throw last ?? new Error('no leader URL');
+  }
+
   peerIds(): NodeId[] {
     return [...this.peers.keys()];
   }

@@ -612,6 +612,14 @@ export class EtcdServer {
 
   /** Set by the peer layer: forwards a keep-alive to the current leader. */
   leaseForwarder?: (id: bigint) => Promise<number>;
+  /** Set by the peer layer: asks the current leader for a lease's remaining TTL. */
+  leaseTtlForwarder?: (id: bigint) => Promise<number>;
+
+  /** Remaining TTL in seconds as the leader sees it (-1: no such lease). */
+  async leaseRemainingSec(id: bigint): Promise<number> {
+    if (this.isLeader || !this.leaseTtlForwarder) return this.stateMachine.lessor.remainingSec(id);
+    return this.leaseTtlForwarder(id);
+  }
 
   // ------------------------------------------------------------------ ready loop
 
