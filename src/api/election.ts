@@ -16,7 +16,7 @@ import {
 // Like etcd, every error leaves these services with gRPC code UNKNOWN and the message.
 
 /** What the recipes use of a grpc-js server call (unary or streaming). */
-type SurfaceCall = Pick<grpc.ServerUnaryCall<Msg, Msg>, 'metadata' | 'getPeer' | 'on'>;
+type SurfaceCall = Pick<grpc.ServerUnaryCall<Msg, Msg>, 'metadata' | 'getPeer' | 'getAuthContext' | 'on'>;
 
 /** A session without a lease gets one with clientv3/concurrency's default TTL. */
 export const DEFAULT_SESSION_TTL_SEC = 60;
@@ -34,7 +34,7 @@ export function recipeError(e: unknown): Error {
 
 /** The caller's context for the recipes: its metadata (token) and cancellation. */
 export function callerClient(channel: InProcessChannel, call: SurfaceCall, signal?: AbortSignal): LocalClient {
-  return new LocalClient(channel, { metadata: call.metadata.clone(), peer: call.getPeer(), signal });
+  return new LocalClient(channel, { metadata: call.metadata.clone(), peer: call.getPeer(), authContext: call.getAuthContext(), signal });
 }
 
 /** An AbortSignal that fires when the client cancels the call (or its deadline passes). */

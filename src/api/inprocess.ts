@@ -35,7 +35,9 @@ export interface CallOptions {
   metadata?: grpc.Metadata;
   /** Aborting cancels the call, as a client cancelling its context. */
   signal?: AbortSignal;
+  /** The caller's address and TLS identity, so the auth layer sees the original client. */
   peer?: string;
+  authContext?: object;
 }
 
 /** Receives a stream's responses. */
@@ -60,23 +62,25 @@ function roundTripResponse(def: grpc.MethodDefinition<Msg, Msg>, res: Msg): Msg 
 }
 
 /** The surface grpc-js gives a handler besides the stream itself. */
-function surface(path: string, peer: string) {
+function surface(path: string, opts: CallOptions) {
+  const peer = opts.peer ?? 'in-process';
+  const authContext = opts.authContext ?? {};
   return {
     getPeer: () => peer,
     sendMetadata: (_md: grpc.Metadata) => {},
     getDeadline: () => Infinity,
     getPath: () => path,
     getHost: () => 'localhost',
-    getAuthContext: () => ({}),
+    getAuthContext: () => authContext,
     getMetricsRecorder: () => ({}),
   };
 }
 
 class LocalUnaryCall extends EventEmitter {
   cancelled = false;
-  constructor(readonly metadata: grpc.Metadata, readonly request: Msg, path: string, peer: string) {
+  constructor(readonly metadata: grpc.Metadata, readonly request: Msg, path: string, opts: CallOptions) {
     super();
-    Object.assign(this, surface(path, peer));
+    Object.assign(this, surface(path, opts));
   }
 }
 
@@ -92,10 +96,10 @@ class LocalServerStream extends Duplex {
     private readonly def: grpc.MethodDefinition<Msg, Msg>,
     private readonly observer: StreamObserver,
     path: string,
-    peer: string,
+    opts: CallOptions,
   ) {
     super({ objectMode: true });
-    Object.assign(this, surface(path, peer));
+    Object.assign(this, surface(path, opts));
     // grpc-js: an 'error' a handler emits becomes the call's status.
     this.on('error', (err) => {
       if (this.reported) return;
@@ -217,7 +221,7 @@ export class InProcessChannel {
     } catch (e) {
       return Promise.reject(statusOf(e));
     }
-    const call = new LocalUnaryCall(opts.metadata ?? new grpc.Metadata(), req, path, opts.peer ?? 'in-process');
+    const call = new LocalUnaryCall(opts.metadata ?? new grpc.Metadata(), req, path, opts);
     return new Promise<Msg>((resolve, reject) => {
       let done = false;
       const onAbort = () => {
@@ -257,12 +261,12 @@ export class InProcessChannel {
     try {
       m = this.resolve(path);
     } catch (e) {
-      const dead = new LocalServerStream(new grpc.Metadata(), {} as grpc.MethodDefinition<Msg, Msg>, observer, path, '');
+      const dead = new LocalServerStream(new grpc.Metadata(), {} as grpc.MethodDefinition<Msg, Msg>, observer, path, opts);
       dead.report(e);
       return new LocalStream(dead, {} as grpc.MethodDefinition<Msg, Msg>);
     }
     if (!m.def.responseStream) throw new Error(`${path} is not a streaming method`);
-    const server = new LocalServerStream(opts.metadata ?? new grpc.Metadata(), m.def, observer, path, opts.peer ?? 'in-process');
+    const server = new LocalServerStream(opts.metadata ?? new grpc.Metadata(), m.def, observer, path, opts);
     const client = new LocalStream(server, m.def);
     try {
       if (!m.def.requestStream) server.request = roundTripRequest(m.def, request ?? {});
@@ -382,7 +386,7 @@ export class LocalClient {
 
   /** The same caller without cancellation: clean-up after a cancelled wait must still run. */
   detached(): LocalClient {
-    return new LocalClient(this.channel, { metadata: this.opts.metadata, peer: this.opts.peer });
+    return new LocalClient(this.channel, { ...this.opts, signal: undefined });
   }
 
   txn(req: Msg): Promise<Msg> {
