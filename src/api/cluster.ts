@@ -3,6 +3,7 @@ import type { EtcdServer } from '../server/server.js';
 import { big, toLong, type Msg } from '../server/pb.js';
 import { serviceDefinition, unary } from './grpc.js';
 import type { Member } from '../server/membership.js';
+import type { AuthGate, AuthCall } from '../auth/gate.js';
 
 // Cluster service: member list/add/remove/update/promote. The membership rules live in the
 // server (server/reconfig.ts); this adapter only converts messages.
@@ -11,7 +12,7 @@ export function memberToPb(m: Member): Msg {
   return { ID: toLong(m.id), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner };
 }
 
-export function clusterService(server: EtcdServer): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
+export function clusterService(server: EtcdServer, auth: AuthGate): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const m = server.metrics;
   const sm = server.stateMachine;
   const svc = 'etcdserverpb.Cluster';
@@ -22,22 +23,27 @@ export function clusterService(server: EtcdServer): { def: grpc.ServiceDefinitio
     return { header: sm.header(), members: list() };
   }
 
-  async function memberAdd(req: Msg): Promise<Msg> {
+  // Listing members is open (etcd); changing them is for root.
+  async function memberAdd(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     const added = await server.addMember((req.peerURLs ?? []) as string[], !!req.isLearner);
     return { header: sm.header(), member: memberToPb(added), members: list() };
   }
 
-  async function memberRemove(req: Msg): Promise<Msg> {
+  async function memberRemove(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     await server.removeMember(big(req.ID));
     return { header: sm.header(), members: list() };
   }
 
-  async function memberUpdate(req: Msg): Promise<Msg> {
+  async function memberUpdate(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     await server.updateMember(big(req.ID), (req.peerURLs ?? []) as string[]);
     return { header: sm.header(), members: list() };
   }
 
-  async function memberPromote(req: Msg): Promise<Msg> {
+  async function memberPromote(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     await server.promoteMember(big(req.ID));
     return { header: sm.header(), members: list() };
   }

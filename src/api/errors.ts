@@ -68,6 +68,11 @@ def('permission is not granted to the role', S.FAILED_PRECONDITION);
 def('authentication is not enabled', S.FAILED_PRECONDITION);
 def('invalid auth token', S.UNAUTHENTICATED);
 def('invalid auth management', S.INVALID_ARGUMENT);
+def('revision of auth store is old', S.INVALID_ARGUMENT);
+// etcd 3.4 lets these auth-package errors through unmapped: code Unknown, the package's own text.
+def('auth: authentication failed, password was given for no password user', S.UNKNOWN, 'auth: authentication failed, password was given for no password user');
+def('auth: token signing attempted with verify-only key', S.UNKNOWN, 'auth: token signing attempted with verify-only key');
+def('auth: invalid hashed password', S.INVALID_ARGUMENT, 'auth: invalid hashed password');
 
 /** Strips an optional "etcdserver: " prefix so both internal and already-mapped messages resolve. */
 export function toRpcError(err: unknown): EtcdRpcError & { detail?: string } {

@@ -7,6 +7,7 @@ import { Errors } from '../server/errors.js';
 import { validateDeleteRange, validatePut, validateRange, validateTxn, isTxnReadOnly } from '../mvcc/validate.js';
 import type { TxnRequest } from '../mvcc/types.js';
 import * as convert from '../server/convert.js';
+import type { AuthGate, AuthCall } from '../auth/gate.js';
 
 /** etcd serves a read-only txn serializably only when every range in it asks for that. */
 function isTxnSerializable(t: TxnRequest): boolean {
@@ -17,7 +18,7 @@ function isTxnSerializable(t: TxnRequest): boolean {
 // KV service: validate, then either read locally (serializable, or after ReadIndex for
 // linearizable) or propose through Raft and answer with what the apply produced.
 
-export function kvService(server: EtcdServer): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
+export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const m = server.metrics;
   const sm = server.stateMachine;
   const maxBytes = server.cfg.maxRequestBytes;
@@ -29,17 +30,19 @@ export function kvService(server: EtcdServer): { def: grpc.ServiceDefinition; im
     return raw;
   }
 
-  async function range(req: Msg): Promise<Msg> {
+  async function range(req: Msg, call: AuthCall): Promise<Msg> {
     const r = convert.rangeFromPb(req);
     validateRange(r);
+    await auth.check(call, { op: 'range', key: r.key, rangeEnd: r.rangeEnd });
     if (!r.serializable) await server.linearizableRead();
     m.rangeTotal.inc();
     return sm.range(r);
   }
 
-  async function put(req: Msg): Promise<Msg> {
+  async function put(req: Msg, call: AuthCall): Promise<Msg> {
     const r = convert.putFromPb(req);
     validatePut(r);
+    await auth.check(call, { op: 'put', key: r.key, prevKv: r.prevKv, lease: r.lease });
     const raw = rawOf(req);
     sm.checkQuota(raw.length);
     const res = (await server.propose(RequestKind.Put, raw, r)) as Msg;
@@ -47,17 +50,19 @@ export function kvService(server: EtcdServer): { def: grpc.ServiceDefinition; im
     return res;
   }
 
-  async function deleteRange(req: Msg): Promise<Msg> {
+  async function deleteRange(req: Msg, call: AuthCall): Promise<Msg> {
     const r = convert.deleteFromPb(req);
     validateDeleteRange(r);
+    await auth.check(call, { op: 'deleteRange', key: r.key, rangeEnd: r.rangeEnd, prevKv: r.prevKv });
     const res = (await server.propose(RequestKind.DeleteRange, rawOf(req), r)) as Msg;
     m.deleteTotal.inc();
     return res;
   }
 
-  async function txn(req: Msg): Promise<Msg> {
+  async function txn(req: Msg, call: AuthCall): Promise<Msg> {
     const t = convert.txnFromPb(req);
     validateTxn(t, maxTxnOps);
+    await auth.check(call, { op: 'txn', txn: t });
     m.txnTotal.inc();
     if (isTxnReadOnly(t)) {
       // A read-only txn needs no consensus round, like a Range (etcd does the same).
@@ -69,7 +74,8 @@ export function kvService(server: EtcdServer): { def: grpc.ServiceDefinition; im
     return (await server.propose(RequestKind.Txn, raw, t)) as Msg;
   }
 
-  async function compact(req: Msg): Promise<Msg> {
+  async function compact(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     const res = (await server.propose(RequestKind.Compact, rawOf(req), req)) as Msg & { done?: Promise<void> };
     if (req.physical && res.done) await res.done;
     return { header: res.header };

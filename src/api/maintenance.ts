@@ -4,10 +4,11 @@ import { RequestKind } from '../server/request.js';
 import { big, toLong, type Msg } from '../server/pb.js';
 import { Errors } from '../server/errors.js';
 import { serviceDefinition, unary, RAW, grpcError, unimplemented } from './grpc.js';
+import type { AuthGate, AuthCall } from '../auth/gate.js';
 
 // Maintenance service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader, Snapshot.
 
-export function maintenanceService(server: EtcdServer): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
+export function maintenanceService(server: EtcdServer, auth: AuthGate): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const m = server.metrics;
   const sm = server.stateMachine;
   const svc = 'etcdserverpb.Maintenance';
@@ -31,8 +32,10 @@ export function maintenanceService(server: EtcdServer): { def: grpc.ServiceDefin
     };
   }
 
-  async function alarm(req: Msg): Promise<Msg> {
+  async function alarm(req: Msg, call: AuthCall): Promise<Msg> {
     const action = Number(req.action ?? 0); // 0 GET, 1 ACTIVATE, 2 DEACTIVATE
+    // Listing alarms is open (etcd); raising or disarming one is for root.
+    if (action !== 0) await auth.check(call, { op: 'admin' });
     if (action === 0) {
       const memberId = big(req.memberID);
       const alarmType = Number(req.alarm ?? 0);
@@ -42,23 +45,27 @@ export function maintenanceService(server: EtcdServer): { def: grpc.ServiceDefin
     return (await server.propose(RequestKind.Alarm, req[RAW] as Buffer, req)) as Msg;
   }
 
-  async function defragment(): Promise<Msg> {
+  async function defragment(_req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     const start = performance.now();
     await sm.defragment();
     m.backendDefragSeconds.observe((performance.now() - start) / 1000);
     return { header: sm.header() };
   }
 
-  async function hash(): Promise<Msg> {
+  async function hash(_req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     return { header: sm.header(), hash: await sm.backendHash() };
   }
 
-  async function hashKV(req: Msg): Promise<Msg> {
+  async function hashKV(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     const r = await sm.hashKV(Number(req.revision ?? 0));
     return { header: sm.header(), hash: r.hash, compact_revision: r.compactRevision, hash_revision: r.hashRevision };
   }
 
-  async function moveLeader(req: Msg): Promise<Msg> {
+  async function moveLeader(req: Msg, call: AuthCall): Promise<Msg> {
+    await auth.check(call, { op: 'admin' });
     const target = big(req.targetID);
     if (!server.isLeader) throw Errors.notLeader();
     const member = server.membership.get(target);
@@ -68,10 +75,14 @@ export function maintenanceService(server: EtcdServer): { def: grpc.ServiceDefin
   }
 
   const snapshot: grpc.handleServerStreamingCall<Msg, Msg> = (call) => {
-    call.emit('error', unimplemented('Maintenance.Snapshot (etcdctl snapshot save)'));
+    auth.check(call, { op: 'admin' }).then(
+      () => call.emit('error', unimplemented('Maintenance.Snapshot (etcdctl snapshot save)')),
+      (e: unknown) => call.emit('error', grpcError(e)),
+    );
   };
 
-  const downgrade = unary(m, svc, 'Downgrade', () => {
+  const downgrade = unary(m, svc, 'Downgrade', async (_req, call) => {
+    await auth.check(call, { op: 'admin' });
     throw unimplementedError('Maintenance.Downgrade');
   });
 

@@ -7,6 +7,8 @@ import { NONE } from '../raft/types.js';
 import type { MvccEvent } from '../mvcc/types.js';
 import { WatchHub, type Watcher, type WatchSink, type WatchSpec } from '../watch/hub.js';
 import { serviceDefinition, grpcError } from './grpc.js';
+import type { AuthGate } from '../auth/gate.js';
+import { toRpcError } from './errors.js';
 
 // Watch service: one bidirectional stream carries any number of watchers. The stream is
 // the watchers' sink; when grpc-js buffers too much for a slow reader, the stream reports
@@ -35,14 +37,18 @@ class WatchStream implements WatchSink {
   private nextId = 0;
   private progressPending = false;
   private closed = false;
+  /** Requests waiting behind an asynchronous permission check, answered in arrival order. */
+  private queued = 0;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly call: grpc.ServerDuplexStream<Msg, Msg>,
     private readonly hub: WatchHub,
     private readonly server: EtcdServer,
     private readonly maxResponseBytes: number,
+    private readonly auth: AuthGate,
   ) {
-    call.on('data', (req: Msg) => this.onRequest(req));
+    call.on('data', (req: Msg) => this.onData(req));
     call.on('end', () => this.close(true));
     call.on('cancelled', () => this.close(false));
     call.on('error', () => this.close(false));
@@ -61,6 +67,38 @@ class WatchStream implements WatchSink {
 
   congested(): boolean {
     return this.call.writableLength >= MAX_BUFFERED_RESPONSES;
+  }
+
+  /** With auth enabled, creates are checked first (asynchronously); later requests wait their turn. */
+  private onData(req: Msg): void {
+    if (!this.auth.enabled && this.queued === 0) {
+      this.onRequest(req);
+      return;
+    }
+    this.queued++;
+    this.queue = this.queue.then(async () => {
+      try {
+        if (req.create_request && !(await this.permitted(req.create_request))) return;
+        this.onRequest(req);
+      } finally {
+        this.queued--;
+      }
+    });
+  }
+
+  /** etcd refuses a watch it may not serve with a created+canceled response carrying the error. */
+  private async permitted(c: Msg): Promise<boolean> {
+    try {
+      await this.auth.check(this.call, { op: 'watch', key: bytes(c.key), rangeEnd: bytes(c.range_end) });
+      return true;
+    } catch (e) {
+      const { code, message } = toRpcError(e);
+      const codeName = (grpc.status[code] ?? 'UNKNOWN').toLowerCase().replace(/(^|_)([a-z])/g, (_m, _u: string, ch: string) => ch.toUpperCase());
+      this.send({
+        header: this.header(), watch_id: -1, created: true, canceled: true, cancel_reason: `rpc error: code = ${codeName} desc = ${message}`,
+      });
+      return false;
+    }
   }
 
   private onRequest(req: Msg): void {
@@ -183,7 +221,7 @@ class WatchStream implements WatchSink {
 const activeStreams = new Set<WatchStream>();
 
 export function watchService(
-  server: EtcdServer, hub: WatchHub, progressIntervalMs: number,
+  server: EtcdServer, hub: WatchHub, progressIntervalMs: number, auth: AuthGate,
 ): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation; stop: () => void } {
   const m = server.metrics;
   const svc = 'etcdserverpb.Watch';
@@ -191,7 +229,7 @@ export function watchService(
 
   const watch: grpc.handleBidiStreamingCall<Msg, Msg> = (call) => {
     m.grpcStarted.inc(labels);
-    const stream = new WatchStream(call, hub, server, server.cfg.maxRequestBytes);
+    const stream = new WatchStream(call, hub, server, server.cfg.maxRequestBytes, auth);
     if (stream.requiresLeader && server.leader === NONE) {
       stream.failNoLeader();
       return;

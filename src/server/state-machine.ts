@@ -15,6 +15,7 @@ import { RequestKind } from './request.js';
 import * as convert from './convert.js';
 import type * as mvcc from '../mvcc/types.js';
 import type { ServerConfig } from './server.js';
+import { AuthStore, type AuthOp } from '../auth/store.js';
 
 // The replicated state machine: everything a committed entry can change. MVCC keys,
 // leases, alarms and membership all live in one LevelDB backend, and each entry's changes
@@ -60,6 +61,8 @@ export class StateMachine {
   private leader = false;
   /** Membership as last persisted (loaded at open; the backend read is async). */
   private persistedMembership?: Membership;
+  /** Users, roles and the auth flag/revision (buckets auth, authUsers, authRoles). */
+  readonly auth: AuthStore;
 
   private constructor(
     private backendRef: Backend,
@@ -72,6 +75,7 @@ export class StateMachine {
   ) {
     this.lessor = lessor;
     this.watchHub = new WatchHub(mvccRef, backendRef, logger);
+    this.auth = new AuthStore(logger);
   }
 
   /** The LevelDB backend (replaced when a snapshot from the leader is installed). */
@@ -117,6 +121,7 @@ export class StateMachine {
   /** Leases, alarms and membership as stored in the (current) backend. */
   private async loadDerivedState(): Promise<void> {
     const lessor = this.lessor;
+    await this.auth.load(this.backend);
     await this.loadLeases();
     // Connecting the lessor re-attaches every live key to its lease.
     this.mvcc.attachLeases({
@@ -224,6 +229,8 @@ export class StateMachine {
         return this.applyLeaseCheckpoint(msg as { checkpoints: { id: string; remainingTtlSec: number }[] }, index);
       case RequestKind.Alarm:
         return this.applyAlarm(msg, index);
+      case RequestKind.Auth:
+        return this.applyAuth(msg as AuthOp, index);
       case RequestKind.MemberAttributes:
         ctx.applyMemberAttributes(msg as { id: string; name: string; clientUrls: string[] }, index);
         this.setConsistentIndex(index);
@@ -231,6 +238,15 @@ export class StateMachine {
       default:
         this.setConsistentIndex(index);
         throw Errors.unknownMethod();
+    }
+  }
+
+  /** Auth changes are written in this entry's batch, with its index, whether they succeed or not. */
+  private applyAuth(op: AuthOp, index: number): Msg {
+    try {
+      return { header: this.header(), ...this.auth.apply(op, index) };
+    } finally {
+      this.setConsistentIndex(index);
     }
   }
 
