@@ -233,7 +233,7 @@ class PeerSender {
     if (this.stopped) return;
     this.urlIndex++;
     const now = Date.now();
-    if (wasActive || refused || now - this.lastErrorLogMs > 10_000) {
+    if (wasActive || now - this.lastErrorLogMs > 10_000) {
       this.lastErrorLogMs = now;
       const log = this.t.opts.logger;
       (refused ? log.error : log.warn).call(log, 'lost the raft stream to peer', { 'peer-id': idToHex(this.id), urls: this.urls, error: why });

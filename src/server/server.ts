@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { RawNode, MemoryStorage, decodeConfChange, decodeMessage } from '../raft/index.js';
+import { RawNode, MemoryStorage, decodeConfChange, decodeMessage, ErrProposalDropped } from '../raft/index.js';
 import { Backend } from '../backend/index.js';
 import fsp from 'node:fs/promises';
 import {
@@ -401,7 +401,7 @@ export class EtcdServer {
         if (this.waits.has(id) && !this.stopped) this.submit(id, data);
       };
       this.leaderWatchers.add(retry);
-      if (!(e instanceof Error) || !/dropped/i.test(e.message)) this.logger.warn('proposal failed', { error: String(e) });
+      if (!(e instanceof ErrProposalDropped)) this.logger.warn('proposal failed', { error: String(e) });
     }
   }
 
