@@ -9,6 +9,8 @@ import { ServerMetrics } from './server/metrics.js';
 import { idToHex } from './server/ids.js';
 import { Errors } from './server/errors.js';
 import { listenClientUrl, type ClientListener } from './api/listener.js';
+import { prepareMemberTls } from './api/tls-config.js';
+import { runTlsCommand } from './cli/tls/command.js';
 import { httpHandler } from './api/http.js';
 import { registerServices } from './api/services.js';
 import { gatewayHandler } from './api/gateway.js';
@@ -58,6 +60,8 @@ export interface RunningMember {
 
 /** Starts a member from a parsed configuration (used by main and by in-process tests). */
 export async function startMember(config: EtcdConfig, logger: Logger): Promise<RunningMember> {
+  // Certificates are loaded (or made, with --auto-tls) and checked before anything starts.
+  const memberTls = await prepareMemberTls(config, logger);
   const metrics = new ServerMetrics();
   let transport: PeerTransport | undefined;
   const server = await EtcdServer.start(toServerConfig(config), logger, metrics, (s) => {
@@ -110,11 +114,11 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
   const peers: PeerListener[] = [];
   try {
     for (const url of config.listenClientUrls) {
-      listeners.push(await listenClientUrl(url, { grpcServer, httpHandler: clientHandler, logger }));
+      listeners.push(await listenClientUrl(url, { grpcServer, httpHandler: clientHandler, tls: memberTls.client, logger }));
       logger.info('serving client traffic', { address: url.text });
     }
     for (const url of config.listenMetricsUrls) {
-      listeners.push(await listenClientUrl(url, { httpHandler: handler, logger }));
+      listeners.push(await listenClientUrl(url, { httpHandler: handler, tls: memberTls.client, logger }));
       logger.info('serving metrics and health', { address: url.text });
     }
     peers.push(...(await startPeerListeners(config.listenPeerUrls, server, logger, transport)));
@@ -122,6 +126,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all(peers.map((p) => p.close()));
     await server.stop(0);
+    memberTls.stop();
     throw e;
   }
   let stopping: Promise<void> | undefined;
@@ -135,11 +140,17 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
         await server.stop();
         await Promise.all(peers.map((p) => p.close()));
         grpcServer.forceShutdown();
+        memberTls.stop();
       })()),
   };
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'tls') {
+    // `tsetcd tls init|check`: certificates, not a member.
+    process.exitCode = await runTlsCommand(argv.slice(1), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+    return;
+  }
   let parsed: ParseResult;
   try {
     parsed = parseConfig(argv, process.env);
@@ -193,6 +204,9 @@ export async function main(argv: string[]): Promise<void> {
         process.exit(1);
       },
     );
+  };
+  member.server.onRemoved = () => {
+    member.stop().then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

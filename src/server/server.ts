@@ -610,6 +610,9 @@ export class EtcdServer {
     return lessor.renew(id);
   }
 
+  /** Called once when this member applies its own removal (main stops the process). */
+  onRemoved?: () => void;
+
   /** Set by the peer layer: forwards a keep-alive to the current leader. */
   leaseForwarder?: (id: bigint) => Promise<number>;
   /** Set by the peer layer: asks the current leader for a lease's remaining TTL. */
@@ -805,7 +808,11 @@ export class EtcdServer {
         ms.remove(cc.nodeId);
         if (cc.nodeId !== this.memberId) this.transport.removePeer(cc.nodeId);
         this.logger.info('removed member', { 'member-id': idToHex(cc.nodeId) });
-        if (cc.nodeId === this.memberId) this.logger.warn('this member was removed from the cluster; it will stop serving');
+        if (cc.nodeId === this.memberId) {
+          this.logger.warn('this member has been permanently removed from the cluster; shutting down', { 'local-member-id': idToHex(this.memberId) });
+          // Let the apply finish (and the proposer get its answer), then stop.
+          setTimeout(() => this.onRemoved?.(), 1000).unref();
+        }
         break;
       case ConfChangeType.UpdateNode: {
         const m = decodeMember(memberBytes);
