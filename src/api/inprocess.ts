@@ -377,6 +377,8 @@ export function watchCancelError(resp: Msg): Error {
 /**
  * The KV/Lease/Watch calls the concurrency recipes need, bound to one caller's context
  * (metadata, cancellation). Messages are etcdserverpb objects (snake_case fields).
+ * Cancellation only interrupts waiting (watches): a write that was started runs to its
+ * end, so a recipe that gives up always knows whether its key exists and can remove it.
  */
 export class LocalClient {
   constructor(
@@ -386,23 +388,31 @@ export class LocalClient {
 
   /** The same caller without cancellation: clean-up after a cancelled wait must still run. */
   detached(): LocalClient {
-    return new LocalClient(this.channel, { ...this.opts, signal: undefined });
+    return new LocalClient(this.channel, this.unaryOpts);
+  }
+
+  private get unaryOpts(): CallOptions {
+    return { ...this.opts, signal: undefined };
+  }
+
+  private throwIfCancelled(): void {
+    if (this.opts.signal?.aborted) throw rpcStatus(grpc.status.CANCELLED, 'context canceled');
   }
 
   txn(req: Msg): Promise<Msg> {
-    return this.channel.unary(`${KV}Txn`, req, this.opts);
+    return this.channel.unary(`${KV}Txn`, req, this.unaryOpts);
   }
 
   range(req: Msg): Promise<Msg> {
-    return this.channel.unary(`${KV}Range`, req, this.opts);
+    return this.channel.unary(`${KV}Range`, req, this.unaryOpts);
   }
 
   deleteRange(req: Msg): Promise<Msg> {
-    return this.channel.unary(`${KV}DeleteRange`, req, this.opts);
+    return this.channel.unary(`${KV}DeleteRange`, req, this.unaryOpts);
   }
 
   async leaseGrant(ttlSec: number): Promise<bigint> {
-    const res = await this.channel.unary(`${LEASE}LeaseGrant`, { TTL: ttlSec, ID: 0 }, this.opts);
+    const res = await this.channel.unary(`${LEASE}LeaseGrant`, { TTL: ttlSec, ID: 0 }, this.unaryOpts);
     return big(res.ID);
   }
 
@@ -428,7 +438,7 @@ export class LocalClient {
     } finally {
       cursor.close();
     }
-    if (this.opts.signal?.aborted) throw rpcStatus(grpc.status.CANCELLED, 'context canceled');
+    this.throwIfCancelled();
     if (cursor.endError) throw cursor.endError;
     throw new Error('lost watcher waiting for delete');
   }
@@ -439,6 +449,7 @@ export class LocalClient {
    */
   async waitDeletes(prefix: Buffer, maxCreateRev: number): Promise<Msg> {
     for (;;) {
+      this.throwIfCancelled();
       const resp = await this.range({
         key: prefix, range_end: prefixEnd(prefix), sort_order: SORT_DESCEND, sort_target: SORT_BY_CREATE, limit: 1,
         max_create_revision: maxCreateRev,

@@ -37,17 +37,26 @@ export function lockService(server: EtcdServer, channel: InProcessChannel): { de
       });
       const myRev = resp.succeeded ? num(resp.header.revision) : num(resp.responses[0].response_range.kvs[0].create_revision);
       const ownerKvs = (resp.responses[1].response_range.kvs ?? []) as Msg[];
-      if (ownerKvs.length === 0 || num(ownerKvs[0].create_revision) === myRev) return { header: resp.header, key };
-      let header: Msg;
+      const release = () => client.detached().deleteRange({ key }).catch(() => {});
+      if (ownerKvs.length === 0 || num(ownerKvs[0].create_revision) === myRev) {
+        // Acquired at once. A caller that went away meanwhile is not left holding a lock it
+        // just created (a key it already had, with the same lease, stays as it was).
+        if (ac.signal.aborted && resp.succeeded) {
+          await release();
+          throw new Error('context canceled');
+        }
+        return { header: resp.header, key };
+      }
       try {
-        header = await client.waitDeletes(prefix, myRev - 1);
+        const header = await client.waitDeletes(prefix, myRev - 1);
         const mine = await client.range({ key });
         if (((mine.kvs ?? []) as Msg[]).length === 0) throw new Error(ErrSessionExpired);
+        return { header, key };
       } catch (e) {
-        await client.detached().deleteRange({ key }).catch(() => {});
+        // Gave up or failed while queued: leave the queue (etcd unlocks here too).
+        await release();
         throw e;
       }
-      return { header, key };
     } catch (e) {
       throw recipeError(e);
     }
