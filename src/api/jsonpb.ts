@@ -465,7 +465,8 @@ export function messageFromJson(type: protobuf.Type, v: JsonValue): Msg {
 function isDefaultScalar(v: unknown): boolean {
   if (v === 0 || v === false || v === '') return true;
   if (Long.isLong(v)) return (v as Long).isZero();
-  if (v instanceof Uint8Array) return v.length === 0;
+  // bytes: a Buffer, or protobufjs's prototype default for an absent field (an empty array)
+  if (v instanceof Uint8Array || Array.isArray(v)) return v.length === 0;
   return false;
 }
 
@@ -491,6 +492,8 @@ export function messageToJson(type: protobuf.Type, msg: Msg): Record<string, unk
     field.resolve();
     const v = msg[field.name];
     if (v === null || v === undefined) continue;
+    // protobufjs gives absent oneof members prototype defaults: only a set member counts.
+    if (field.partOf && !Object.prototype.hasOwnProperty.call(msg, field.name)) continue;
     if (field.repeated) {
       if ((v as unknown[]).length === 0) continue;
       out[field.name] = (v as unknown[]).map((item) => valueToJson(field, item));
