@@ -214,6 +214,9 @@ export class MvccStore {
       (req.minCreateRevision ?? 0) !== 0 ||
       (req.maxCreateRevision ?? 0) !== 0;
     // Sorting/filtering needs every kv; otherwise one extra tells whether there is more.
+    // Like etcd 3.4, "sorting" here means an explicit sort_order only: sort_order NONE
+    // with a non-KEY sort_target (implicitly ascending) still fetches just limit + 1
+    // keys in key order and sorts those — a quirk clients can observe, kept on purpose.
     const fetchLimit = needAll || reqLimit <= 0 ? 0 : reqLimit + 1;
 
     let rev = req.revision ?? 0;

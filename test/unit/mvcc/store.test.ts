@@ -169,6 +169,24 @@ describe('range', () => {
     expect(r.count).toBe(6);
   });
 
+  it('NONE order + non-KEY target + limit sorts only the first limit+1 keys (etcd 3.4 quirk)', async () => {
+    // Key order m, ma, mb; mod order mb < ma < m.
+    put('mb', '');
+    put('ma', '');
+    put('m', '');
+    const ms = { key: b('m'), rangeEnd: b('n') };
+    // etcd fetches m, ma (limit + 1) in key order, sorts those two by mod: ma first.
+    // Verified against etcd 3.4.23; the true minimum (mb) only comes with an explicit order.
+    const implied = await get({ ...ms, sortTarget: SortTarget.MOD, limit: 1 });
+    expect(keysOf(implied)).toEqual(['ma']);
+    expect(implied.more).toBe(true);
+    expect(implied.count).toBe(3);
+    expect(keysOf(await get({ ...ms, sortTarget: SortTarget.MOD, sortOrder: SortOrder.ASCEND, limit: 1 }))).toEqual(['mb']);
+    // A revision filter also makes etcd fetch everything first.
+    expect(keysOf(await get({ ...ms, sortTarget: SortTarget.MOD, minModRevision: 1, limit: 1 }))).toEqual(['mb']);
+    expect(keysOf(await get({ ...ms, sortTarget: SortTarget.MOD, limit: 2 }))).toEqual(['mb', 'ma']);
+  });
+
   it('min/max mod/create revision filters; count ignores them, more reflects them', async () => {
     put('a', 'again'); // a: create 2, mod 8
     const all = { key: b('\0'), rangeEnd: b('\0') };
