@@ -120,12 +120,18 @@ describe('the walkthrough: bootstrap two, grow to three, restart, lose the leade
     await leaderMember.waitHealthy();
     expect(await ctlOk(ep(leaderSpec), ['get', 'after-failover', '--print-value-only'])).toBe('yes\n');
 
-    // member remove
-    const victim = (await status(all)).find((r) => r.Status.header.member_id !== r.Status.leader)!;
-    const victimHex = victim.Status.header.member_id.toString(16);
-    await eventually(() => ctlOk(ep(s0) === victim.Endpoint ? ep(s1) : ep(s0), ['member', 'remove', victimHex]), 20_000, 500);
-    const finalList = memberList(await ctlOk(all.filter((e) => e !== victim.Endpoint), ['member', 'list']));
+    // member remove (a follower; IDs as hex from the simple output: JSON numbers lose 64-bit precision)
+    const rows = (await ctlOk(all, ['endpoint', 'status'])).trim().split('\n').map((l) => l.split(', '));
+    const victim = rows.find((r) => r[4] === 'false')!;
+    const [victimEp, victimHex] = [victim[0]!, victim[1]!];
+    const others = all.filter((e) => e !== victimEp);
+    await eventually(() => ctlOk(others[0]!, ['member', 'remove', victimHex]), 20_000, 500);
+    const finalList = memberList(await ctlOk(others, ['member', 'list']));
     expect(finalList).toHaveLength(2);
     expect(finalList.map((r) => r[0])).not.toContain(victimHex);
+    // the removed member shuts itself down
+    const removed = [...members.values()].find((m) => `http://127.0.0.1:${m.spec.clientPort}` === victimEp)!;
+    await eventually(async () => expect(removed.exitCode).not.toBeNull(), 10_000, 200);
+    await ctlOk(others[0]!, ['put', 'after-remove', 'ok']);
   }, 180_000);
 });
