@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
@@ -680,7 +681,9 @@ export function injectH2Connection(socket: net.Socket, inject: (connection: Dupl
     if (socket.destroyed) return;
     opts.onDecision?.(decision, reason);
     if (decision === 'shim') {
-      inject(new AuthorityRewritingSocket(socket, rewriter, rewritten));
+      const shim = new AuthorityRewritingSocket(socket, rewriter, rewritten);
+      inject(shim);
+      lendPeerAddress(shim);
       return;
     }
     const data = Buffer.concat(raw, rawBytes);
@@ -717,4 +720,53 @@ export function injectH2Connection(socket: net.Socket, inject: (connection: Dupl
   socket.once('close', onClose);
   socket.write(EMPTY_SETTINGS_FRAME);
   socket.resume();
+}
+
+/** The HTTP/2 server a connection was handed to: Node keeps it on the connection under Symbol('server'). */
+function http2ServerOf(connection: Duplex): EventEmitter | undefined {
+  for (const sym of Object.getOwnPropertySymbols(connection)) {
+    if (sym.description !== 'server') continue;
+    const value = (connection as unknown as Record<symbol, unknown>)[sym];
+    if (value instanceof EventEmitter) return value;
+  }
+  return undefined;
+}
+
+/** What grpc-js sees as a session's socket: a proxy of Node's JSStreamSocket when it wraps the shim. */
+interface SessionSocketView {
+  stream?: unknown;
+  remoteAddress?: string;
+  _peername?: { address: string; family?: string; port?: number };
+}
+
+/**
+ * grpc-js takes a call's peer (`getPeer()`, which tls-identity.ts matches TLS clients by)
+ * from the remoteAddress of the session's socket. With the shim that socket is the
+ * JSStreamSocket Node wraps around it, which has no address of its own; net.Socket then
+ * falls back to its `_peername` field, so we fill that in with the real socket's address
+ * when the connection's first stream reaches the server (before grpc-js sees it). Node
+ * internals are involved; if they change, calls of shimmed connections report "unknown",
+ * as they would without this.
+ */
+function lendPeerAddress(shim: AuthorityRewritingSocket): void {
+  const server = http2ServerOf(shim);
+  const address = shim.remoteAddress;
+  if (server === undefined || address === undefined) return;
+  const peer = { address, family: shim.remoteFamily, port: shim.remotePort };
+  const stop = () => {
+    server.removeListener('stream', onStream);
+    shim.removeListener('close', stop);
+  };
+  const onStream = (stream: { session?: { socket?: unknown } }) => {
+    try {
+      const view = stream.session?.socket as SessionSocketView | undefined;
+      if (view?.stream !== shim) return;
+      stop();
+      if (view.remoteAddress === undefined) view._peername = peer;
+    } catch {
+      // A session that lost its socket meanwhile: nothing to lend to.
+    }
+  };
+  server.prependListener('stream', onStream);
+  shim.once('close', stop);
 }

@@ -325,13 +325,17 @@ afterEach(async () => {
 interface Front {
   port: number;
   decisions: Array<{ decision: H2HandoffDecision; reason: string }>;
+  /** "address:port" of the client, per accepted connection. */
+  peers: string[];
 }
 
 /** A TCP listener that hands every connection to `inject` through injectH2Connection. */
 async function startFront(inject: (c: import('node:stream').Duplex) => void, firstRequestWaitMs?: number): Promise<Front> {
   const decisions: Front['decisions'] = [];
+  const peers: string[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
+    peers.push(`${socket.remoteAddress}:${socket.remotePort}`);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -345,7 +349,7 @@ async function startFront(inject: (c: import('node:stream').Duplex) => void, fir
         server.close(() => resolve());
       }),
   );
-  return { port: (server.address() as net.AddressInfo).port, decisions };
+  return { port: (server.address() as net.AddressInfo).port, decisions, peers };
 }
 
 /** Node http2 server answering with the authority and x-trace it saw. */
@@ -498,7 +502,7 @@ describe('injectH2Connection with grpc-js', () => {
   async function grpcFront(): Promise<Front> {
     const server = new grpc.Server();
     server.addService(echoService, {
-      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(`${call.getHost()}|${call.request.toString()}`)),
+      Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(`${call.getHost()}|${call.getPeer()}|${call.request.toString()}`)),
     });
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     cleanups.push(() => {
@@ -524,14 +528,15 @@ describe('injectH2Connection with grpc-js', () => {
   it('serves a client whose default authority is a URL (what etcdctl endpoint status sends)', async () => {
     const front = await grpcFront();
     const out = await calls(front.port, { 'grpc.default_authority': URL_AUTHORITY }, 20);
-    expect(out).toEqual(Array.from({ length: 20 }, (_, i) => `127.0.0.1:1234|m${i}`));
+    // getPeer() still names the real client (tls-identity.ts relies on it).
+    expect(out).toEqual(Array.from({ length: 20 }, (_, i) => `127.0.0.1:1234|${front.peers[0]}|m${i}`));
     expect(front.decisions.map((d) => d.decision)).toEqual(['shim']);
   });
 
   it('passes ordinary clients through untouched', async () => {
     const front = await grpcFront();
     const out = await calls(front.port, {}, 20);
-    expect(out).toEqual(Array.from({ length: 20 }, (_, i) => `127.0.0.1:${front.port}|m${i}`));
+    expect(out).toEqual(Array.from({ length: 20 }, (_, i) => `127.0.0.1:${front.port}|${front.peers[0]}|m${i}`));
     expect(front.decisions.map((d) => d.decision)).toEqual(['plain']);
   });
 });
