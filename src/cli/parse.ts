@@ -428,8 +428,10 @@ function tlsConfig(v: Values, side: 'client' | 'peer', clientOnly: { allowedCn: 
 /** etcd's listener rules for TLS: https needs a key pair; http with TLS material only earns a warning. */
 function validateTlsUse(cfg: EtcdConfig, warnings: string[]): void {
   const clientTlsGiven = cfg.clientTls.certFile !== '' || cfg.clientTls.keyFile !== '';
+  // --auto-tls / --peer-auto-tls make the certificate at start (src/api/tls-config.ts).
+  const clientTlsAvailable = clientTlsGiven || cfg.clientTls.autoTls;
   for (const u of cfg.listenClientUrls) {
-    if (u.secure && !clientTlsGiven) {
+    if (u.secure && !clientTlsAvailable) {
       throw new ConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u.text} with HTTPS scheme`);
     }
     if (!u.secure && clientTlsGiven) {
@@ -438,14 +440,14 @@ function validateTlsUse(cfg: EtcdConfig, warnings: string[]): void {
   }
   const peerTlsGiven = cfg.peerTls.certFile !== '' || cfg.peerTls.keyFile !== '';
   for (const u of cfg.listenPeerUrls) {
-    if (u.secure && !peerTlsGiven) {
+    if (u.secure && !peerTlsGiven && !cfg.peerTls.autoTls) {
       throw new ConfigError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${u.text} with HTTPS scheme`);
     }
     if (!u.secure && peerTlsGiven) {
       warnings.push(`peer URL ${u.text} is http while --peer-cert-file/--peer-key-file are set; TLS is not used on it`);
     }
   }
-  if (cfg.listenMetricsUrls.some((u) => u.secure) && !clientTlsGiven) {
+  if (cfg.listenMetricsUrls.some((u) => u.secure) && !clientTlsAvailable) {
     throw new ConfigError('client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url');
   }
   for (const tls of [cfg.clientTls, cfg.peerTls]) {
