@@ -407,6 +407,14 @@ describe('JSON gateway: auth token from the Authorization header', () => {
       const ok = await post('/v3/kv/range', { key: b64('gw/c') }, { Authorization: token });
       expect(ok.status).toBe(200);
       expect(unb64(ok.json.kvs[0].value)).toBe('vc');
+      // the recipes run their inner KV/Lease/Watch calls as the caller
+      const lockNoToken = await post('/v3/lock/lock', { name: b64('auth-lock') });
+      expect(lockNoToken.status).toBe(500);
+      expect(lockNoToken.json.code).toBe(2);
+      const locked = await post('/v3/lock/lock', { name: b64('auth-lock') }, { Authorization: token });
+      expect(locked.status).toBe(200);
+      expect(unb64(locked.json.key)).toMatch(/^auth-lock\/[0-9a-f]+$/);
+      expect((await post('/v3/lock/unlock', { key: locked.json.key }, { Authorization: token })).status).toBe(200);
     } finally {
       await ctlOk(m.clientUrl, ['--user', 'root:rootpw', 'auth', 'disable']);
     }
