@@ -72,23 +72,43 @@ export function leaseService(server: EtcdServer, auth: AuthGate): { def: grpc.Se
   const keepAlive: grpc.handleBidiStreamingCall<Msg, Msg> = (call) => {
     const labels = { grpc_type: 'bidi_stream', grpc_service: svc, grpc_method: 'LeaseKeepAlive' };
     m.grpcStarted.inc(labels);
+    // The client may half-close right after its last request: answer every pending renewal first.
+    let pending = 0;
+    let clientDone = false;
+    let finished = false;
+    const finishIfDone = () => {
+      if (!clientDone || pending > 0 || finished) return;
+      finished = true;
+      m.grpcHandled.inc({ ...labels, grpc_code: 'OK' });
+      call.end();
+    };
     call.on('data', (req: Msg) => {
       m.grpcMsgReceived.inc(labels);
-      if (call.writableLength > MAX_PENDING_KEEPALIVE_RESPONSES) {
+      if (call.writableLength > MAX_PENDING_KEEPALIVE_RESPONSES || pending > MAX_PENDING_KEEPALIVE_RESPONSES) {
+        finished = true;
         call.destroy(grpcError(Errors.tooManyRequests()));
         return;
       }
+      pending++;
       server.renewLease(big(req.ID)).then(
         (ttl) => {
+          pending--;
+          if (finished) return;
           m.grpcMsgSent.inc(labels);
           call.write({ header: sm.header(), ID: req.ID, TTL: ttl });
+          finishIfDone();
         },
-        (e: Error) => call.destroy(grpcError(e)),
+        (e: Error) => {
+          pending--;
+          if (finished) return;
+          finished = true;
+          call.destroy(grpcError(e));
+        },
       );
     });
     call.on('end', () => {
-      m.grpcHandled.inc({ ...labels, grpc_code: 'OK' });
-      call.end();
+      clientDone = true;
+      finishIfDone();
     });
     call.on('error', () => {});
   };
