@@ -49,6 +49,7 @@ export function createAuthGate(server: EtcdServer, opts: AuthOptions = DEFAULT_A
     propose: async (op) => (await server.propose(RequestKind.Auth, encodePayload(RequestKind.Auth, op), op)) as Record<string, unknown>,
     linearizableRead: () => server.linearizableRead(),
     appliedIndex: () => server.applied,
+    committedIndex: () => server.committed,
     waitApplied: (index) => server.waitApplied(index),
     leaseKeys: (id) => [...(sm.lessor.get(id)?.keys ?? [])].map((k) => Buffer.from(k, 'latin1')),
   });

@@ -8,6 +8,7 @@ import { validateDeleteRange, validatePut, validateRange, validateTxn, isTxnRead
 import type { TxnRequest } from '../mvcc/types.js';
 import * as convert from '../server/convert.js';
 import type { AuthGate, AuthCall } from '../auth/gate.js';
+import { txnHasPuts } from '../server/state-machine.js';
 
 /** etcd serves a read-only txn serializably only when every range in it asks for that. */
 function isTxnSerializable(t: TxnRequest): boolean {
@@ -70,7 +71,8 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
       return sm.readOnlyTxn(t);
     }
     const raw = rawOf(req);
-    sm.checkQuota(raw.length);
+    // Only a txn that can add data counts against the quota: deleting must work when out of space.
+    if (txnHasPuts(t)) sm.checkQuota(raw.length);
     return (await server.propose(RequestKind.Txn, raw, t)) as Msg;
   }
 

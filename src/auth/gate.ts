@@ -52,12 +52,19 @@ export interface AuthGateDeps {
   /** Resolves once this member has applied everything committed (ReadIndex). */
   linearizableRead(): Promise<void>;
   appliedIndex(): number;
+  committedIndex(): number;
   waitApplied(index: number): Promise<void>;
   /** Keys attached to a lease (empty when the lease does not exist). */
   leaseKeys(id: bigint): Buffer[];
 }
 
 const MAX_TOKEN_CHARS = 8192;
+/**
+ * How long a simple token naming a Raft index this member has not seen committed may wait
+ * for it: long enough for a follower a few heartbeats behind the member that issued it, short
+ * enough that made-up tokens cannot hold requests for the whole request timeout.
+ */
+const UNSEEN_TOKEN_INDEX_WAIT_MS = 2000;
 const ZERO_KEY = Buffer.from([0]);
 
 function firstString(md: Metadata, key: string): string | undefined {
@@ -126,10 +133,19 @@ export class AuthGate implements AuthStoreListener {
     if (!parsed) return undefined;
     // A token made by an Authenticate entry this member has not applied yet: wait for it.
     if (parsed.index > this.deps.appliedIndex()) {
+      const unseen = parsed.index > this.deps.committedIndex();
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await this.deps.waitApplied(parsed.index);
+        await (unseen
+          ? Promise.race([
+            this.deps.waitApplied(parsed.index),
+            new Promise<void>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('token index not committed')), UNSEEN_TOKEN_INDEX_WAIT_MS))),
+          ])
+          : this.deps.waitApplied(parsed.index));
       } catch {
         return undefined;
+      } finally {
+        clearTimeout(timer);
       }
     }
     const username = this.simple!.lookup(token);

@@ -44,6 +44,14 @@ export interface ApplyContext {
 const MEMBERSHIP_KEY = Buffer.from('membership');
 const ALARMS_KEY = Buffer.from('alarms');
 
+/** Whether a txn can add data: a put in either branch, nested txns included. */
+export function txnHasPuts(t: mvcc.TxnRequest): boolean {
+  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
+    if (op.requestPut || (op.requestTxn && txnHasPuts(op.requestTxn))) return true;
+  }
+  return false;
+}
+
 function leaseKey(id: bigint): Buffer {
   const b = Buffer.allocUnsafe(8);
   b.writeBigUInt64BE(BigInt.asUintN(64, id));
@@ -205,6 +213,10 @@ export class StateMachine {
   // ------------------------------------------------------------------ apply
 
   apply(kind: RequestKind, msg: Msg, index: number, ctx: ApplyContext): unknown {
+    if (this.refusedForNoSpace(kind, msg)) {
+      this.setConsistentIndex(index);
+      throw Errors.noSpace();
+    }
     switch (kind) {
       case RequestKind.Put: {
         const r = this.mvcc.put(msg as mvcc.PutRequest, index);
@@ -259,6 +271,7 @@ export class StateMachine {
     // the backend part may continue in the background ("physical" waits for it).
     const done = this.mvcc.compact(revision, index);
     done.catch((e: Error) => this.logger.error('compaction failed', { revision, error: e.message }));
+    this.lastCompaction = done.catch(() => {});
     const header = this.header();
     return { header, done };
   }
@@ -341,6 +354,17 @@ export class StateMachine {
   }
 
   /**
+   * While NOSPACE is raised, entries that add data (puts, txns with a put, lease grants) are
+   * refused when applied, on every member alike (etcd's "capped" applier): the API checks
+   * alone would let through what was proposed just before the alarm.
+   */
+  private refusedForNoSpace(kind: RequestKind, msg: Msg): boolean {
+    if (kind !== RequestKind.Put && kind !== RequestKind.Txn && kind !== RequestKind.LeaseGrant) return false;
+    if (!this.activeAlarms.some((a) => a.alarm === AlarmType.NOSPACE)) return false;
+    return kind !== RequestKind.Txn || txnHasPuts(msg as mvcc.TxnRequest);
+  }
+
+  /**
    * Refuses a write when the NOSPACE alarm is active, or when this write would take the
    * backend past --quota-backend-bytes (then the caller raises the alarm, as etcd does).
    */
@@ -401,7 +425,13 @@ export class StateMachine {
     return { totalBytes: this.backend.sizeBytes(), inUseBytes: this.backend.sizeInUseBytes() };
   }
 
+  /** The physical part of the latest compaction (compactions run in order). */
+  private lastCompaction: Promise<void> = Promise.resolve();
+
   async defragment(): Promise<void> {
+    // "compact, then defrag" must reclaim what the compaction freed (the quota recovery
+    // path): let a compaction still deleting in the background finish first.
+    await this.lastCompaction;
     await this.backend.defragment();
   }
 
