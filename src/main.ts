@@ -9,7 +9,7 @@ import { ServerMetrics } from './server/metrics.js';
 import { idToHex } from './server/ids.js';
 import { Errors } from './server/errors.js';
 import { listenClientUrl, type ClientListener } from './api/listener.js';
-import { prepareMemberTls } from './api/tls-config.js';
+import { peerGet, prepareMemberTls } from './api/tls-config.js';
 import { runTlsCommand } from './cli/tls/command.js';
 import { httpHandler } from './api/http.js';
 import { registerServices } from './api/services.js';
@@ -64,7 +64,8 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
   const memberTls = await prepareMemberTls(config, logger);
   const metrics = new ServerMetrics();
   let transport: PeerTransport | undefined;
-  const server = await EtcdServer.start(toServerConfig(config), logger, metrics, (s) => {
+  const serverConfig = { ...toServerConfig(config), peerGet: (url: URL, timeoutMs: number) => peerGet(url, memberTls.peer, timeoutMs) };
+  const server = await EtcdServer.start(serverConfig, logger, metrics, (s) => {
     transport = new PeerTransport({
       localId: s.memberId,
       clusterId: () => s.clusterId,
@@ -76,6 +77,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
       onRoundTrip: (id, seconds) => metrics.peerRttSeconds.observe({ To: idToHex(id) }, seconds),
       onSendFailure: (id) => metrics.peerSentFailures.inc({ To: idToHex(id) }),
       snapshotSource: () => s.snapshotSource(),
+      tls: memberTls.peer,
     });
     return transport;
   });
@@ -121,7 +123,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
       listeners.push(await listenClientUrl(url, { httpHandler: handler, tls: memberTls.client, logger }));
       logger.info('serving metrics and health', { address: url.text });
     }
-    peers.push(...(await startPeerListeners(config.listenPeerUrls, server, logger, transport)));
+    peers.push(...(await startPeerListeners(config.listenPeerUrls, server, logger, transport, memberTls.peer)));
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));
     await Promise.all(peers.map((p) => p.close()));

@@ -655,42 +655,56 @@ export async function prepareMemberTls(config: EtcdConfig, logger: Logger): Prom
   return out;
 }
 
-// ---- a small HTTP GET over a verified TLS connection ----------------------------------------
+// ---- HTTP requests to peers over verified TLS connections -----------------------------------
 
-export interface PeerGetResult {
+/**
+ * `http.request` options for a peer URL: http as usual; https through `side.dial()` (our
+ * peer certificate as client identity, the peer's certificate verified and explained).
+ * node:http refuses https: URLs, so the target is given by its parts.
+ */
+export function peerRequestTarget(url: URL, side: TlsSide | undefined, connectTimeoutMs: number): http.RequestOptions {
+  const target: http.RequestOptions = {
+    protocol: 'http:',
+    hostname: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port || (url.protocol === 'https:' ? 443 : 80),
+    path: url.pathname + url.search,
+  };
+  if (url.protocol !== 'https:') return { ...target, agent: false };
+  // No agent: with one, node:http would ignore createConnection.
+  const createConnection = (_o: unknown, done: (err: Error | null, socket?: net.Socket) => void) => {
+    if (!side) {
+      done(new Error(`${url.origin} is https, but this member has no peer TLS certificate (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file)`));
+    } else {
+      side.dial(url, connectTimeoutMs).then((s) => done(null, s), (e: Error) => done(e));
+    }
+    return undefined;
+  };
+  return { ...target, createConnection } as http.RequestOptions;
+}
+
+export interface PeerResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: string;
 }
 
-/** GET `url` (http or https) and read the body; https dials through `side` (client identity, verification). */
-export function peerGet(url: URL, side: TlsSide | undefined, timeoutMs: number): Promise<PeerGetResult> {
-  return new Promise<PeerGetResult>((resolve, reject) => {
-    if (url.protocol === 'https:' && !side) {
-      reject(new Error(`${url.origin} is https but this member has no peer TLS configuration (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file)`));
-      return;
-    }
-    // node:http refuses an https: URL, so the request is described by its parts; the TLS
-    // connection it runs on comes from createConnection.
+export interface PeerRequestOptions {
+  method?: string;
+  headers?: http.OutgoingHttpHeaders;
+  body?: string | Buffer;
+  timeoutMs: number;
+}
+
+/** One request to a peer (http or https) with its whole answer. */
+export function peerRequest(url: URL, side: TlsSide | undefined, opts: PeerRequestOptions): Promise<PeerResponse> {
+  return new Promise<PeerResponse>((resolve, reject) => {
     const req = http.request({
-      protocol: 'http:',
-      hostname: url.hostname.replace(/^\[|\]$/g, ''),
-      port: url.port || (url.protocol === 'https:' ? 443 : 80),
-      path: url.pathname + url.search,
-      headers: { host: url.host },
-      method: 'GET',
-      timeout: timeoutMs,
-      // No agent: with one, node:http would ignore createConnection.
-      ...(url.protocol === 'https:'
-        ? {
-            createConnection: (_o: unknown, done: (err: Error | null, socket?: net.Socket) => void) => {
-              side!.dial(url, timeoutMs).then((s) => done(null, s), (e: Error) => done(e));
-              return undefined;
-            },
-          }
-        : { agent: false }),
-    } as http.RequestOptions);
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
+      ...peerRequestTarget(url, side, opts.timeoutMs),
+      method: opts.method ?? 'GET',
+      headers: opts.headers,
+      timeout: opts.timeoutMs,
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${opts.timeoutMs}ms`)));
     req.on('error', reject);
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
@@ -701,6 +715,11 @@ export function peerGet(url: URL, side: TlsSide | undefined, timeoutMs: number):
         req.destroy(); // one request per connection: do not leave it half-open
       });
     });
-    req.end();
+    req.end(opts.body);
   });
+}
+
+/** GET `url` from a peer. */
+export function peerGet(url: URL, side: TlsSide | undefined, timeoutMs: number): Promise<PeerResponse> {
+  return peerRequest(url, side, { timeoutMs });
 }

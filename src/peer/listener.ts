@@ -4,6 +4,8 @@ import type { Logger } from '../log/logger.js';
 import { idToHex } from '../server/ids.js';
 import type http from 'node:http';
 import type net from 'node:net';
+import tls from 'node:tls';
+import type { TlsSide } from '../api/tls-config.js';
 import { HEADER_CLUSTER_ID, HEADER_FROM, STREAM_PROTOCOL, StreamDecoder, type PeerTransport } from './transport.js';
 
 // The peer port (2380). Members exchange Raft messages here (POST /raft); operators and
@@ -141,12 +143,68 @@ export function peerApp(server: EtcdServer, transport: PeerTransport | undefined
   return app;
 }
 
+/**
+ * An https peer URL: our TLS server admits each connection by the peer TLS policy (CA,
+ * allowed CN/hostname, SAN of the peer's address, CRL), then hands it to the app's HTTP
+ * server. A refused peer gets a 403 with the short reason (our dialer logs it); the full
+ * reason goes to our log.
+ */
+async function listenPeerTls(url: PeerUrl, app: FastifyInstance, side: TlsSide, logger: Logger): Promise<PeerListener> {
+  await app.ready();
+  const sockets = new Set<net.Socket>();
+  const tlsServer = tls.createServer({ ...side.serverOptions(), ALPNProtocols: ['http/1.1'] }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setNoDelay(true);
+    side.admit(socket).then(
+      (refusal) => {
+        if (socket.destroyed) return;
+        if (!refusal) {
+          app.server.emit('connection', socket);
+          return;
+        }
+        side.logRefusal(url.text, socket.remoteAddress, refusal);
+        refuse(socket, '403 Forbidden', refusal.short);
+      },
+      (e: Error) => {
+        logger.error('peer TLS admission check failed; closing the connection', { address: url.text, error: e.message });
+        socket.destroy();
+      },
+    );
+  });
+  side.attachServer(tlsServer, url.text);
+  await new Promise<void>((resolve, reject) => {
+    tlsServer.once('error', reject);
+    tlsServer.listen({ host: url.hostname, port: url.portNumber }, () => {
+      tlsServer.removeListener('error', reject);
+      resolve();
+    });
+  });
+  tlsServer.on('error', (err) => logger.error('peer listener error', { address: url.text, error: err.message }));
+  return {
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        tlsServer.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      await app.close();
+    },
+  };
+}
+
 export async function startPeerListeners(
-  urls: PeerUrl[], server: EtcdServer, logger: Logger, transport?: PeerTransport,
+  urls: PeerUrl[], server: EtcdServer, logger: Logger, transport?: PeerTransport, tlsSide?: TlsSide,
 ): Promise<PeerListener[]> {
   const out: PeerListener[] = [];
   for (const url of urls) {
-    if (url.scheme !== 'http') throw new Error(`peer URL ${url.text}: scheme ${url.scheme} is not supported by tsetcd yet`);
+    if (url.scheme === 'https') {
+      if (!tlsSide) throw new Error(`peer URL ${url.text}: https needs --peer-cert-file and --peer-key-file (or --peer-auto-tls)`);
+      out.push(await listenPeerTls(url, peerApp(server, transport, logger), tlsSide, logger));
+      logger.info('serving peer traffic', { address: url.text });
+      continue;
+    }
+    if (url.scheme !== 'http') throw new Error(`peer URL ${url.text}: scheme ${url.scheme} is not supported by tsetcd yet (use http or https)`);
     const app = peerApp(server, transport, logger);
     app.server.on('connection', (sock: import('node:net').Socket) => sock.setNoDelay(true));
     await app.listen({ host: url.hostname, port: url.portNumber });

@@ -6,6 +6,7 @@ import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { Transport } from '../server/transport.js';
 import type { Logger } from '../log/logger.js';
 import { idToHex } from '../server/ids.js';
+import { peerRequest, peerRequestTarget, type TlsSide } from '../api/tls-config.js';
 
 // Raft messages between members, over HTTP/1.1 on the peer port. Each peer has one sender:
 // messages queue (bounded) while a POST is in flight, and the next POST carries all of
@@ -56,6 +57,8 @@ export interface PeerTransportOptions {
   onSendFailure?: (id: NodeId) => void;
   /** The state machine image that goes with a snapshot message (the backend's contents). */
   snapshotSource?: () => Readable;
+  /** Peer TLS (our client certificate, the CA peers must chain to) for https peer URLs. */
+  tls?: TlsSide;
 }
 
 /**
@@ -149,9 +152,9 @@ class PeerSender {
       else log.warn('failed to send database snapshot to peer', { 'peer-id': idToHex(this.id), error: why });
       this.t.opts.onSnapshotStatus(this.id, ok);
     };
-    const req = http.request(url, {
+    const req = http.request({
+      ...peerRequestTarget(url, this.t.opts.tls, CONNECT_TIMEOUT_MS),
       method: 'POST',
-      agent: false,
       headers: {
         'content-type': 'application/octet-stream',
         [HEADER_CLUSTER_ID]: idToHex(this.t.opts.clusterId()),
@@ -181,9 +184,9 @@ class PeerSender {
     this.connecting = true;
     const url = new URL('/raft/stream', this.urls[this.urlIndex % this.urls.length]);
     const started = performance.now();
-    const req = http.request(url, {
+    const req = http.request({
+      ...peerRequestTarget(url, this.t.opts.tls, CONNECT_TIMEOUT_MS),
       method: 'GET',
-      agent: false,
       timeout: CONNECT_TIMEOUT_MS,
       headers: {
         connection: 'Upgrade',
@@ -327,14 +330,14 @@ export class PeerTransport implements Transport {
     let last: Error | undefined;
     for (const base of leaderUrls) {
       try {
-        const res = await fetch(new URL(path, base), {
+        const res = await peerRequest(new URL(path, base), this.opts.tls, {
           method: 'POST',
           headers: { 'content-type': 'application/json', [HEADER_CLUSTER_ID]: idToHex(this.opts.clusterId()), [HEADER_FROM]: idToHex(this.opts.localId) },
           body: JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
+          timeoutMs,
         });
-        if (!res.ok) throw new Error(`leader answered ${res.status}`);
-        return (await res.json()) as T;
+        if (res.status < 200 || res.status > 299) throw new Error(`leader answered ${res.status}`);
+        return JSON.parse(res.body) as T;
       } catch (e) {
         last = e as Error;
       }

@@ -48,7 +48,12 @@ export interface ServerConfig {
   watchProgressNotifyIntervalMs: number;
   /** Raft entries kept in memory after a snapshot so slow followers catch up without one. */
   snapshotCatchupEntries: number;
+  /** GETs a peer URL (https through the member's peer TLS identity); default: fetch, http only. */
+  peerGet?: PeerGet;
 }
+
+/** A GET to another member's peer port, with the whole answer. */
+export type PeerGet = (url: URL, timeoutMs: number) => Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>;
 
 /** etcd rejects new proposals when the apply loop lags this far behind commit. */
 const MAX_APPLY_LAG_ENTRIES = 5000;
@@ -203,7 +208,7 @@ export class EtcdServer {
   private static async joinExisting(cfg: ServerConfig, logger: Logger, metrics: ServerMetrics, sm: StateMachine): Promise<EtcdServer> {
     const own = new Set(cfg.initialAdvertisePeerUrls);
     const peerUrls = cfg.initialCluster.filter((m) => m.name !== cfg.name).flatMap((m) => m.peerUrls).filter((u) => !own.has(u));
-    const { clusterId, members } = await fetchClusterFromPeers(peerUrls, logger);
+    const { clusterId, members } = await fetchClusterFromPeers(peerUrls, logger, cfg.peerGet);
     const self = members.find((m) => m.peerUrls.some((u) => own.has(u)));
     if (!self) {
       throw new ConfigError(
@@ -1011,15 +1016,15 @@ function sameUrls(a: string[], b: string[]): boolean {
 }
 
 /** GET /members from the first peer that answers; its X-Etcd-Cluster-ID header names the cluster. */
-async function fetchClusterFromPeers(peerUrls: string[], logger: Logger): Promise<{ clusterId: bigint; members: Member[] }> {
+async function fetchClusterFromPeers(peerUrls: string[], logger: Logger, peerGet: PeerGet = fetchGet): Promise<{ clusterId: bigint; members: Member[] }> {
   const errors: string[] = [];
   for (const url of peerUrls) {
     try {
-      const res = await fetch(new URL('/members', url), { signal: AbortSignal.timeout(3000) });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const clusterHeader = res.headers.get('x-etcd-cluster-id');
-      if (!clusterHeader) throw new Error('no X-Etcd-Cluster-ID header (is it a tsetcd peer URL?)');
-      const body = (await res.json()) as { id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }[];
+      const res = await peerGet(new URL('/members', url), 3000);
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}${res.body ? `: ${res.body.slice(0, 300)}` : ''}`);
+      const clusterHeader = res.headers['x-etcd-cluster-id'];
+      if (typeof clusterHeader !== 'string' || clusterHeader === '') throw new Error('no X-Etcd-Cluster-ID header (is it a tsetcd peer URL?)');
+      const body = JSON.parse(res.body) as { id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean }[];
       return {
         clusterId: BigInt('0x' + clusterHeader),
         members: body.map((m) => ({ id: BigInt('0x' + m.id), name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner })),
@@ -1033,4 +1038,11 @@ async function fetchClusterFromPeers(peerUrls: string[], logger: Logger): Promis
     `--initial-cluster-state existing: no running member answered (${errors.join('; ') || 'no other members in --initial-cluster'}); ` +
       `start this member once the cluster runs, and list its members in --initial-cluster`,
   );
+}
+
+/** The default PeerGet: fetch (plain http peer URLs only). */
+async function fetchGet(url: URL, timeoutMs: number): ReturnType<PeerGet> {
+  if (url.protocol === 'https:') throw new Error(`${url.origin} is https, but this member has no peer TLS configuration`);
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, headers: Object.fromEntries(res.headers), body: await res.text() };
 }

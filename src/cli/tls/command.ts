@@ -17,7 +17,8 @@ export const TLS_USAGE = `Usage:
 init   Makes a CA (or reuses DIR/ca.pem and DIR/ca-key.pem), and for every --node a server
        certificate (client port 2379) and a peer certificate (peer port 2380) valid for the
        node's HOSTs (IP addresses and/or DNS names, comma separated), and a client
-       certificate for every --client CN (default: root). Prints the flags to use.
+       certificate for every --client CN (default: root, when a new CA is made; run init
+       again on the same DIR to add members or clients). Prints the flags to use.
          --localhost     also make server and peer certificates valid for 127.0.0.1, ::1, localhost
          --days N        validity of the member and client certificates (default 365)
          --ca-days N     validity of a new CA (default 3650)
@@ -118,7 +119,6 @@ export function parseInitArgs(args: readonly string[]): InitOptions {
     if (names.has(n.name)) throw new UsageError(`--node ${n.name} is given twice`);
     names.add(n.name);
   }
-  if (o.clients.length === 0) o.clients.push('root');
   return o;
 }
 
@@ -166,17 +166,19 @@ export async function runInit(o: InitOptions): Promise<InitResult> {
   const p = (name: string) => path.join(outDir, name);
   const files: WrittenFile[] = [];
 
+  const caReused = fs.existsSync(p('ca.pem')) && fs.existsSync(p('ca-key.pem'));
+  // A new set gets a root client; a run that adds members to a set makes only what it is asked.
+  const clients = o.clients.length > 0 ? o.clients : caReused ? [] : ['root'];
   // Refuse before writing anything, so a failed run leaves no half-made set.
   const planned: string[] = [];
   for (const n of o.nodes) planned.push(`${n.name}-server.pem`, `${n.name}-server-key.pem`, `${n.name}-peer.pem`, `${n.name}-peer-key.pem`);
-  for (const cn of o.clients) planned.push(`${clientFileBase(cn)}.pem`, `${clientFileBase(cn)}-key.pem`);
+  for (const cn of clients) planned.push(`${clientFileBase(cn)}.pem`, `${clientFileBase(cn)}-key.pem`);
   if (!o.force) {
     const existing = planned.filter((f) => fs.existsSync(p(f)));
     if (existing.length > 0) throw new UsageError(`${existing.map(p).join(', ')} already exist(s); use --force to replace, or another --out`);
   }
 
   let ca: PemPair;
-  const caReused = fs.existsSync(p('ca.pem')) && fs.existsSync(p('ca-key.pem'));
   if (caReused) {
     ca = { certPem: fs.readFileSync(p('ca.pem'), 'utf8'), keyPem: fs.readFileSync(p('ca-key.pem'), 'utf8') };
   } else {
@@ -206,7 +208,7 @@ export async function runInit(o: InitOptions): Promise<InitResult> {
       files.push({ file: p(`${base}-key.pem`), what: `its private key (stays on ${n.name})` });
     }
   }
-  for (const cn of o.clients) {
+  for (const cn of clients) {
     const pair = await issueCertificate(ca, { profile: 'client', commonName: cn, days: o.days, keyType: o.keyType });
     const base = clientFileBase(cn);
     writeFileChecked(p(`${base}-key.pem`), pair.keyPem, 0o600, o.force);
@@ -214,7 +216,7 @@ export async function runInit(o: InitOptions): Promise<InitResult> {
     files.push({ file: p(`${base}.pem`), what: `client certificate, CN=${cn} (with --client-cert-auth and auth enabled, the CN is the user)` });
     files.push({ file: p(`${base}-key.pem`), what: 'its private key' });
   }
-  const guide = initGuide(outDir, o, files, caReused);
+  const guide = initGuide(outDir, { ...o, clients }, files, caReused);
   fs.writeFileSync(p('README.txt'), guide);
   return { outDir, files, caReused, guide };
 }
@@ -243,13 +245,24 @@ function initGuide(outDir: string, o: InitOptions, files: readonly WrittenFile[]
   }
   if (o.nodes.length > 0) {
     lines.push('');
-    lines.push('  --initial-cluster ' + o.nodes.map((n) => `${n.name}=https://${urlHost(n.hosts[0]!.replace(/^\[|\]$/g, ''))}:2380`).join(','));
+    if (caReused) {
+      // Members added to a running cluster: they join it rather than form one.
+      for (const n of o.nodes) {
+        lines.push(`  first: etcdctl member add ${n.name} --peer-urls=https://${urlHost(n.hosts[0]!.replace(/^\[|\]$/g, ''))}:2380 (with the flags below)`);
+      }
+      lines.push('  then start it with --initial-cluster-state existing and every member in --initial-cluster');
+    } else {
+      lines.push('  --initial-cluster ' + o.nodes.map((n) => `${n.name}=https://${urlHost(n.hosts[0]!.replace(/^\[|\]$/g, ''))}:2380`).join(','));
+    }
     lines.push('  (--cert-file/--key-file serve clients; --trusted-ca-file + --client-cert-auth make clients prove who they are;');
     lines.push('   the --peer-* flags do the same between members, each member being server and client there.)');
   }
   const endpoints = o.nodes.map((n) => `https://${urlHost(n.hosts[0]!.replace(/^\[|\]$/g, ''))}:2379`).join(',') || 'https://HOST:2379';
   lines.push('');
   lines.push('etcdctl:');
+  if (o.clients.length === 0) {
+    lines.push(`  etcdctl --endpoints=${endpoints} --cacert=${p('ca.pem')} --cert=${p('client-<CN>.pem')} --key=${p('client-<CN>-key.pem')} member list`);
+  }
   for (const cn of o.clients) {
     const base = clientFileBase(cn);
     lines.push(`  etcdctl --endpoints=${endpoints} --cacert=${p('ca.pem')} --cert=${p(`${base}.pem`)} --key=${p(`${base}-key.pem`)} member list`);

@@ -109,7 +109,7 @@ describe('tsetcd tls init', () => {
   it('parses its arguments', () => {
     const o = parseInitArgs(['--out', 'd', '--node', 'infra0=10.0.0.1,n0.local', '--node=infra1=10.0.0.2', '--localhost', '--days=20']);
     expect(o.nodes).toEqual([{ name: 'infra0', hosts: ['10.0.0.1', 'n0.local'] }, { name: 'infra1', hosts: ['10.0.0.2'] }]);
-    expect(o.clients).toEqual(['root']);
+    expect(o.clients).toEqual([]);
     expect(o.localhost).toBe(true);
     expect(o.days).toBe(20);
     expect(() => parseInitArgs(['--node', 'a=1.2.3.4'])).toThrow(/--out DIR is required/);
@@ -122,7 +122,7 @@ describe('tsetcd tls init', () => {
 
   it('writes the walkthrough set with clear names and a guide, and check explains it', async () => {
     const out = path.join(dir, 'set');
-    const res = await runInit(parseInitArgs(['--out', out, '--node', 'infra0=172.16.80.20', '--node', 'infra1=172.16.80.21', '--localhost', '--client', 'root']));
+    const res = await runInit(parseInitArgs(['--out', out, '--node', 'infra0=172.16.80.20', '--node', 'infra1=172.16.80.21', '--localhost']));
     const names = fs.readdirSync(out).sort();
     expect(names).toEqual([
       'README.txt', 'ca-key.pem', 'ca.pem', 'client-root-key.pem', 'client-root.pem',
@@ -165,6 +165,9 @@ describe('tsetcd tls init', () => {
     expect(fs.readFileSync(path.join(out, 'ca.pem'), 'utf8')).toBe(before);
     const peer2 = new crypto.X509Certificate(fs.readFileSync(path.join(out, 'infra2-peer.pem')));
     expect(peer2.verify(new crypto.X509Certificate(before).publicKey)).toBe(true);
+    expect(fs.existsSync(path.join(out, 'client-ops.pem'))).toBe(true);
+    const third = await runInit(parseInitArgs(['--out', out, '--node', 'infra3=172.16.80.23']));
+    expect(third.files.map((f) => path.basename(f.file))).toEqual(['ca.pem', 'ca-key.pem', 'infra3-server.pem', 'infra3-server-key.pem', 'infra3-peer.pem', 'infra3-peer-key.pem']);
     // Existing files are not overwritten without --force.
     await expect(runInit(parseInitArgs(['--out', out, '--node', 'infra0=172.16.80.20']))).rejects.toThrow(/already exist/);
   });
