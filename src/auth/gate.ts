@@ -2,7 +2,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { RequestOp, TxnRequest } from '../mvcc/types.js';
-import { certCommonName, type CallWithAuthContext } from './cert.js';
+import { certCommonName, type CallIdentitySource } from '../api/tls-identity.js';
 import { AuthErrors } from './errors.js';
 import { bcryptHasher, type PasswordHasher } from './hasher.js';
 import type { AuthInfo, AuthOp, AuthStore, AuthStoreListener, Requester } from './store.js';
@@ -16,8 +16,8 @@ import {
 // Authenticate flow. Every KV, Watch, Lease, Maintenance and Cluster handler calls
 // `check(call, request)` first; with auth disabled it costs one flag test.
 
-/** What a gRPC handler passes: the call (metadata, and its TLS connection for the CN). */
-export interface AuthCall extends CallWithAuthContext {
+/** What a gRPC handler passes: the call (metadata, and its peer/TLS connection for the CN). */
+export interface AuthCall extends CallIdentitySource {
   metadata: Metadata;
 }
 
@@ -46,6 +46,11 @@ export interface AuthGateDeps {
   bcryptCost: number;
   /** --client-cert-auth: a verified client certificate's CN names the user when no token is sent. */
   clientCertAuth: boolean;
+  /**
+   * The CN of the verified client certificate a call came in with (the TLS layer's hook,
+   * src/api/tls-identity.ts, unless a test substitutes it).
+   */
+  certCommonName?: (call: AuthCall) => string | undefined;
   hasher?: PasswordHasher;
   /** Proposes an auth change through Raft; resolves with the applied result. */
   propose(op: AuthOp): Promise<Record<string, unknown>>;
@@ -112,7 +117,7 @@ export class AuthGate implements AuthStoreListener {
       return info;
     }
     if (this.deps.clientCertAuth) {
-      const cn = certCommonName(call);
+      const cn = (this.deps.certCommonName ?? certCommonName)(call);
       // etcd ignores the CN of requests relayed by its gRPC gateway (the gateway's own certificate).
       if (cn !== undefined && md.get('grpcgateway-accept').length === 0) return { username: cn, revision: this.store.revision };
     }

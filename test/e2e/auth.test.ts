@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceDefinition } from '../../src/api/grpc.js';
 import {
-  clusterSpecs, ctlOk, etcdctl, eventually, freePort, initialClusterOf, Member, memberArgs, singleNode, sleep, stopAll, tempDir,
+  clusterSpecs, ctlOk, etcdctl, eventually, freePort, initialClusterOf, Member, memberArgs, singleNode, sleep, stopAll, tempDir, tsetcdBin,
 } from './harness.js';
 
 // Users, roles and permissions with the real etcdctl against tsetcd, checked against the
@@ -361,5 +361,51 @@ describe('simple tokens in a 3-member cluster', () => {
       auth.close();
       for (const k of kvs) k.close();
     }
+  });
+});
+
+describe('client-certificate auth (--client-cert-auth): the CN is the user when no token is sent', () => {
+  afterAll(stopAll);
+
+  it('CN-named users get their roles; a token still wins; an unknown CN gets nothing', async () => {
+    const certs = path.join(tempDir(), 'certs');
+    const init = spawnSync(process.execPath, [tsetcdBin, 'tls', 'init', '--out', certs, '--node', 'infra0=127.0.0.1',
+      '--client', 'root', '--client', 'alice', '--client', 'stranger'], { encoding: 'utf8' });
+    expect(init.status, init.stderr).toBe(0);
+    const c = (f: string) => path.join(certs, f);
+    const as = (cn: string) => [`--cacert=${c('ca.pem')}`, `--cert=${c(`client-${cn}.pem`)}`, `--key=${c(`client-${cn}-key.pem`)}`];
+    const spec = { name: 'infra0', clientPort: await freePort(), peerPort: await freePort(), dataDir: path.join(tempDir(), 'cn.etcd') };
+    const m = new Member(spec, [
+      ...memberArgs(spec, `infra0=http://127.0.0.1:${spec.peerPort}`, 'new', 'cn-auth', ['--bcrypt-cost', '6']).map((a) =>
+        a === `http://127.0.0.1:${spec.clientPort}` ? `https://127.0.0.1:${spec.clientPort}` : a),
+      '--client-cert-auth', `--trusted-ca-file=${c('ca.pem')}`, `--cert-file=${c('infra0-server.pem')}`, `--key-file=${c('infra0-server-key.pem')}`,
+    ]).start();
+    const ep = `https://127.0.0.1:${spec.clientPort}`;
+    await eventually(() => ctlOk(ep, [...as('root'), 'endpoint', 'health']), 20_000);
+
+    // Set up as the certificate CN "root" (auth is still off), then enable.
+    await ctlOk(ep, [...as('root'), 'user', 'add', 'root:rootpw']);
+    await ctlOk(ep, [...as('root'), 'role', 'add', 'r1']);
+    await ctlOk(ep, [...as('root'), 'role', 'grant-permission', 'r1', '--prefix', 'readwrite', '/app/']);
+    await ctlOk(ep, [...as('root'), 'user', 'add', 'alice', '--no-password']);
+    await ctlOk(ep, [...as('root'), 'user', 'grant-role', 'alice', 'r1']);
+    expect(await ctlOk(ep, [...as('root'), 'auth', 'enable'])).toBe('Authentication Enabled\n');
+
+    // No --user: the certificate speaks.
+    expect(await ctlOk(ep, [...as('alice'), 'put', '/app/cn', 'by-cert'])).toBe('OK\n');
+    expect(await ctlErr(ep, [...as('alice'), 'put', '/other', 'x'])).toBe('Error: etcdserver: permission denied');
+    expect(await ctlErr(ep, [...as('alice'), 'user', 'list'])).toBe('Error: etcdserver: permission denied');
+    expect(await ctlOk(ep, [...as('root'), 'user', 'list'])).toBe('alice\nroot\n');
+    expect(await ctlOk(ep, [...as('root'), 'put', '/other', 'root-wrote'])).toBe('OK\n');
+    expect(await ctlErr(ep, [...as('stranger'), 'get', '/app/cn'])).toBe('Error: etcdserver: permission denied');
+    // A token (from --user) names the user even on alice's connection.
+    expect(await ctlOk(ep, [...as('alice'), '--user', 'root:rootpw', 'get', '/other', '--print-value-only'])).toBe('root-wrote\n');
+    // Watches and leases go by the certificate too.
+    const w = await etcdctl(ep, [...as('alice'), 'watch', '/other'], undefined, 10_000);
+    expect(w.stdout + w.stderr).toContain('watch was canceled (rpc error: code = PermissionDenied desc = etcdserver: permission denied)');
+    const lease = (await ctlOk(ep, [...as('alice'), 'lease', 'grant', '60'])).split(' ')[1]!;
+    expect(await ctlOk(ep, [...as('alice'), 'put', '/app/leased', 'v', `--lease=${lease}`])).toBe('OK\n');
+    expect(await ctlOk(ep, [...as('alice'), 'lease', 'revoke', lease])).toBe(`lease ${lease} revoked\n`);
+    expect(m.exitCode).toBeNull();
   });
 });

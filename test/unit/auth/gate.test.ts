@@ -33,9 +33,13 @@ const logger: Logger = {
   error: (m, f) => logs.push(`${m} ${JSON.stringify(f ?? {})}`),
 };
 
+/** Calls carry their test certificate's CN here (the TLS layer finds it by connection in production). */
+const certCNs = new WeakMap<object, string>();
+
 function gate(tokens: AuthTokenConfig = { kind: 'simple', ttlMs: 60_000 }, clientCertAuth = false): AuthGate {
   return new AuthGate({
     store, logger, tokens, bcryptCost: 4, clientCertAuth,
+    certCommonName: (c) => certCNs.get(c),
     propose: async (op: AuthOp) => store.apply(op, ++index),
     linearizableRead: async () => {},
     appliedIndex: () => index,
@@ -49,7 +53,9 @@ function gate(tokens: AuthTokenConfig = { kind: 'simple', ttlMs: 60_000 }, clien
 function call(md: Record<string, string> = {}, cn?: string): AuthCall {
   const metadata = new Metadata();
   for (const [key, v] of Object.entries(md)) metadata.set(key, v);
-  return { metadata, getAuthContext: () => (cn ? { sslPeerCertificate: { subject: { CN: cn }, raw: Buffer.from('x') } as never } : {}) };
+  const c: AuthCall = { metadata, getPeer: () => '127.0.0.1:1' };
+  if (cn !== undefined) certCNs.set(c, cn);
+  return c;
 }
 
 async function denied(g: AuthGate, c: AuthCall, req: PermissionRequest): Promise<string> {
