@@ -31,11 +31,13 @@ export interface CheckPerfResult {
 
 /** Extracts the verdict and numbers from etcdctl check perf's output (progress bar included). */
 export function parseCheckPerfOutput(load: CheckPerfLoad, output: string): Omit<CheckPerfResult, 'elapsedSec'> {
-  // The progress bar redraws with '\r'; only real lines matter.
-  const lines = output
-    .split(/\r?\n|\r/)
-    .map((l) => l.trim())
-    .filter((l) => /^(PASS|FAIL)\b/.test(l) || /^(Slowest request|Stddev)\b/.test(l));
+  // The progress bar redraws with '\r' and may end without a newline, so a verdict line can
+  // follow it on the same physical line: take each verdict from where it starts.
+  const lines: string[] = [];
+  for (const raw of output.split(/\r?\n|\r/)) {
+    const m = /(PASS|FAIL|Slowest request|Stddev)\b.*$/.exec(raw);
+    if (m) lines.push(m[0].trim());
+  }
   const result: Omit<CheckPerfResult, 'elapsedSec'> = { load, verdict: 'error', lines };
   for (const line of lines) {
     const tput = /Throughput (?:is|too low:) (\d+) writes\/s/.exec(line);
@@ -79,14 +81,16 @@ export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfRes
     opts.pinCpus !== undefined ? ['taskset', ['-c', opts.pinCpus, etcdctl, ...etcdctlArgs]] : [etcdctl, etcdctlArgs];
   const startedAt = performance.now();
   return new Promise((resolve) => {
-    let output = '';
+    // Kept apart: interleaving the two pipes chunk by chunk can glue lines together.
+    let stdout = '';
+    let stderr = '';
     let timedOut = false;
     const child = spawn(command, args, {
       env: { ...process.env, ETCDCTL_API: '3' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (output += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (output += c));
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
@@ -113,6 +117,7 @@ export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfRes
       finished = true;
       clearTimeout(timer);
       clearInterval(sampler);
+      const output = `${stdout}\n${stderr}`;
       const parsed = parseCheckPerfOutput(opts.load, output);
       const result: CheckPerfResult = { ...parsed, elapsedSec: (performance.now() - startedAt) / 1000 };
       if (etcdctlCpuSec !== undefined) result.etcdctlCpuSec = etcdctlCpuSec;
@@ -123,7 +128,7 @@ export async function runCheckPerf(opts: CheckPerfOptions): Promise<CheckPerfRes
     child.on('close', (code) => {
       if (abortedBecause !== undefined) finish(`aborted: ${abortedBecause}`);
       else if (timedOut) finish(`timed out after ${timeoutMs} ms`);
-      else finish(code === 0 ? undefined : `etcdctl exited with code ${code}: ${lastLine(output) ?? ''}`);
+      else finish(code === 0 ? undefined : `etcdctl exited with code ${code}: ${lastLine(`${stdout}\n${stderr}`) ?? ''}`);
     });
   });
 }

@@ -107,6 +107,14 @@ describe('etcdctl check perf output', () => {
     expect(r.lines).toHaveLength(4);
   });
 
+  it('finds a verdict glued to the end of the progress bar', () => {
+    const out = '\r 60 / 60  100.00% 1m0sPASS: Throughput is 150 writes/s\nPASS: Slowest request took 0.1s\nPASS: Stddev is 0.01s\nPASS\n';
+    const r = parseCheckPerfOutput('s', out);
+    expect(r.writesPerSec).toBe(150);
+    expect(r.lines[0]).toBe('PASS: Throughput is 150 writes/s');
+    expect(r.verdict).toBe('pass');
+  });
+
   it('parses a FAIL run', () => {
     const out =
       'FAIL: Throughput too low: 2370 writes/s\nSlowest request took too long: 0.831000s\nStddev too high: 0.120000s\nFAIL\n';
