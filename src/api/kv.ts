@@ -25,6 +25,11 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
   const maxBytes = server.cfg.maxRequestBytes;
   const maxTxnOps = server.cfg.maxTxnOps;
 
+  /** A learner serves only serializable reads (etcd: "rpc not supported for learner"). */
+  function notOnLearner(): void {
+    if (server.isLearner) throw Errors.learnerNotSupported();
+  }
+
   function rawOf(req: Msg): Buffer {
     const raw = req[RAW] as Buffer;
     if (raw.length > maxBytes) throw Errors.requestTooLarge();
@@ -34,6 +39,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
   async function range(req: Msg, call: AuthCall): Promise<Msg> {
     const r = convert.rangeFromPb(req);
     validateRange(r);
+    if (!r.serializable) notOnLearner();
     await auth.check(call, { op: 'range', key: r.key, rangeEnd: r.rangeEnd });
     if (!r.serializable) await server.linearizableRead();
     m.rangeTotal.inc();
@@ -43,6 +49,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
   async function put(req: Msg, call: AuthCall): Promise<Msg> {
     const r = convert.putFromPb(req);
     validatePut(r);
+    notOnLearner();
     await auth.check(call, { op: 'put', key: r.key, prevKv: r.prevKv, lease: r.lease });
     const raw = rawOf(req);
     sm.checkQuota(raw.length);
@@ -54,6 +61,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
   async function deleteRange(req: Msg, call: AuthCall): Promise<Msg> {
     const r = convert.deleteFromPb(req);
     validateDeleteRange(r);
+    notOnLearner();
     await auth.check(call, { op: 'deleteRange', key: r.key, rangeEnd: r.rangeEnd, prevKv: r.prevKv });
     const res = (await server.propose(RequestKind.DeleteRange, rawOf(req), r)) as Msg;
     m.deleteTotal.inc();
@@ -63,6 +71,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
   async function txn(req: Msg, call: AuthCall): Promise<Msg> {
     const t = convert.txnFromPb(req);
     validateTxn(t, maxTxnOps);
+    notOnLearner();
     await auth.check(call, { op: 'txn', txn: t });
     m.txnTotal.inc();
     if (isTxnReadOnly(t)) {
@@ -77,6 +86,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
   }
 
   async function compact(req: Msg, call: AuthCall): Promise<Msg> {
+    notOnLearner();
     await auth.check(call, { op: 'admin' });
     const res = (await server.propose(RequestKind.Compact, rawOf(req), req)) as Msg & { done?: Promise<void> };
     if (req.physical && res.done) await res.done;
