@@ -235,10 +235,27 @@ describe('auth with simple tokens, real etcdctl', () => {
     expect(await alice('get', '/app/g', '--print-value-only')).toBe('1\n');
   });
 
+  it('user add and password change accept a bcrypt hashedPassword (etcdctl 3.5+) and refuse anything else', async () => {
+    const auth = client('etcdserverpb.Auth', ep);
+    try {
+      const token = String((await call(auth, 'Authenticate', { name: 'root', password: 'rootpw' })).token);
+      const { default: bcrypt } = await import('bcryptjs');
+      await call(auth, 'UserAdd', { name: 'hashed', hashedPassword: await bcrypt.hash('pre-hashed', 4) }, { token });
+      await call(auth, 'UserGrantRole', { user: 'hashed', role: 'r1' }, { token });
+      expect(await ctlOk(ep, ['--user', 'hashed:pre-hashed', 'get', '/app/none'])).toBe('');
+      expect(await rpcError(call(auth, 'UserAdd', { name: 'bad', hashedPassword: 'plain' }, { token }))).toBe('INVALID_ARGUMENT: auth: invalid hashed password');
+      await call(auth, 'UserChangePassword', { name: 'hashed', hashedPassword: await bcrypt.hash('second', 5) }, { token });
+      expect(await ctlOk(ep, ['--user', 'hashed:second', 'get', '/app/none'])).toBe('');
+      await call(auth, 'UserDelete', { name: 'hashed' }, { token });
+    } finally {
+      auth.close();
+    }
+  });
+
   it('nothing secret reaches the logs', async () => {
     await sleep(200);
     const log = m.stderr;
-    for (const secret of ['rootpw', 'alicepw', 'N3wSecret', '$2a$', '$2b$']) expect(log.includes(secret), secret).toBe(false);
+    for (const secret of ['rootpw', 'alicepw', 'N3wSecret', 'pre-hashed', '$2a$', '$2b$']) expect(log.includes(secret), secret).toBe(false);
     expect(log).toMatch(/"msg":"added a user","user-name":"alice"/);
     expect(log).toMatch(/"msg":"invalid password","user-name":"alice"/);
     expect(log).not.toMatch(/[a-zA-Z]{16}\.\d+/); // simple tokens
