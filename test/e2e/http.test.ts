@@ -96,3 +96,20 @@ describe('malformed input', () => {
     expect(await ctlOk(m.clientUrl, ['get', 'k', '--print-value-only'])).toBe('v\n');
   });
 });
+
+describe('etcdctl snapshot save', () => {
+  it('streams the database image followed by its sha256', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { createHash } = await import('node:crypto');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsetcd-snap-')), 'snap.db');
+    const out = await ctlOk(m.clientUrl, ['snapshot', 'save', file]);
+    expect(out).toContain(`Snapshot saved at ${file}`);
+    const data = fs.readFileSync(file);
+    expect(data.length).toBeGreaterThan(32);
+    const body = data.subarray(0, data.length - 32);
+    expect(createHash('sha256').update(body).digest().equals(data.subarray(data.length - 32))).toBe(true);
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+});
