@@ -356,8 +356,12 @@ export class TlsSide {
     return suffix === 'cert-allowed-hostname' ? '--client-cert-allowed-hostname' : suffix === 'crl-file' ? '--client-crl-file' : `--${suffix}`;
   }
 
+  /** `--trusted-ca-file (/pki/ca.pem, which holds "CN=tsetcd CA ...")`: what to compare the issuer with. */
   private trustDescription(): string {
-    return this.cfg.trustedCaFile === '' ? `${this.flag('trusted-ca-file')} (not set)` : `${this.flag('trusted-ca-file')} (${this.cfg.trustedCaFile})`;
+    if (this.cfg.trustedCaFile === '') return `${this.flag('trusted-ca-file')} (not set)`;
+    const names = caNamesOf(this.files.ca);
+    const holds = names.length > 0 ? `, which holds ${names.map((n) => `"${n}"`).join(', ')}` : '';
+    return `${this.flag('trusted-ca-file')} (${this.cfg.trustedCaFile}${holds})`;
   }
 
   private load(): LoadedFiles {
@@ -473,7 +477,8 @@ export class TlsSide {
     this.refusalsLoggedAtMs.set(key, { atMs: now, suppressed: 0 });
     this.logger.warn(this.side === 'peer' ? 'rejected a TLS connection on the peer port' : 'rejected a TLS connection on the client port', {
       address: listenAddress,
-      'remote-addr': remote,
+      // Node forgets the address of a socket that failed its handshake before we hear of it.
+      ...(remoteAddress !== undefined ? { 'remote-addr': remote } : {}),
       reason: refusal.reason,
       ...(last && last.suppressed > 0 ? { 'same-refusals-not-logged': last.suppressed } : {}),
     });
@@ -599,6 +604,22 @@ export class TlsSide {
     }
     return undefined;
   }
+}
+
+/** The subjects (CN, else the whole name) of the certificates in a CA bundle. */
+function caNamesOf(bundle: Buffer | undefined): string[] {
+  if (!bundle) return [];
+  const names: string[] = [];
+  for (const m of bundle.toString('latin1').matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)) {
+    try {
+      const subject = new crypto.X509Certificate(m[0]).subject;
+      const cn = subject.split('\n').reverse().find((l) => l.startsWith('CN='));
+      names.push(cn ?? subject.split('\n').join(', '));
+    } catch {
+      /* not a certificate OpenSSL can read: OpenSSL will not trust it either */
+    }
+  }
+  return names;
 }
 
 function normalizeSerial(hex: string): string {

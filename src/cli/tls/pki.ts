@@ -128,6 +128,14 @@ function randomSerialHex(): string {
   return bytes.toString('hex');
 }
 
+/**
+ * `tsetcd CA 2026-11-25 3fa9c1`: every CA made gets its own name, so that an error saying
+ * "issued by CN=..., not a CA in --trusted-ca-file" tells two sets apart.
+ */
+function defaultCaName(): string {
+  return `tsetcd CA ${new Date().toISOString().slice(0, 10)} ${crypto.randomBytes(3).toString('hex')}`;
+}
+
 export interface CaOptions extends ValidityOptions {
   commonName?: string;
   keyType?: KeyType;
@@ -140,7 +148,7 @@ export async function createCa(opts: CaOptions): Promise<PemPair> {
   const { notBefore, notAfter } = validity(opts);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerialHex(),
-    name: subjectName(opts.commonName ?? 'tsetcd CA', 'ca'),
+    name: subjectName(opts.commonName ?? defaultCaName(), 'ca'),
     notBefore,
     notAfter,
     keys: { privateKey: key.privateKey, publicKey: key.publicKey } as CryptoKeyPair,

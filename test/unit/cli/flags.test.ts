@@ -156,6 +156,9 @@ const IMPLEMENTED = [
   'experimental-max-learners', 'cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth', 'peer-cert-file', 'peer-key-file',
   'peer-trusted-ca-file', 'peer-client-cert-auth', 'auth-token', 'bcrypt-cost', 'auth-token-ttl', 'enable-v2',
   'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'etcd-version', 'version', 'log-output',
+  'client-crl-file', 'client-cert-allowed-hostname', 'auto-tls', 'peer-client-cert-file', 'peer-client-key-file',
+  'peer-cert-allowed-cn', 'peer-cert-allowed-hostname', 'peer-auto-tls', 'self-signed-cert-validity', 'peer-crl-file',
+  'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-skip-client-san-verification', 'experimental-peer-skip-client-san-verification',
 ];
 
 describe('flag table', () => {

@@ -422,7 +422,7 @@ describe('flags accepted but not implemented', () => {
     ['--enable-pprof'],
     ['--max-wals=10'],
     ['--cors=https://ui.example'],
-    ['--auto-tls'],
+    ['--client-cert-file=/pki/client.pem'],
     ['--discovery-dial-timeout=3s'],
     ['--enable-grpc-gateway=false'],
     ['--experimental-enable-v2v3=/v2'],
