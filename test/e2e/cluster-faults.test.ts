@@ -1,0 +1,61 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { clusterSpecs, ctlOk, etcdctl, eventually, initialClusterOf, Member, memberArgs, stopAll } from './harness.js';
+
+// Faults in a 3-member cluster: a member that was down while the log was compacted catches
+// up from a snapshot of the leader's database; without a quorum, requests fail with etcd's
+// errors within the request timeout instead of hanging.
+
+afterAll(stopAll);
+
+describe('cluster faults', () => {
+  it('a lagging member catches up by snapshot after the leader compacted its log', async () => {
+    const specs = await clusterSpecs(3);
+    const ic = initialClusterOf(specs);
+    const extra = ['--snapshot-count', '100', '--snapshot-catchup-entries', '20'];
+    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new', 'etcd-cluster-1', extra)).start());
+    await Promise.all(members.map((m) => m.waitHealthy()));
+    await members[2]!.stop();
+    const client = new Etcd3({ hosts: `http://127.0.0.1:${specs[0]!.clientPort}` });
+    for (let i = 0; i < 400; i++) await client.put(`snap/${i}`).value(`v${i}`);
+    client.close();
+    members[2]!.start();
+    await members[2]!.waitHealthy();
+    const ep2 = `http://127.0.0.1:${specs[2]!.clientPort}`;
+    await eventually(async () => {
+      expect(await ctlOk(ep2, ['get', 'snap/399', '--print-value-only', '--consistency=s'])).toBe('v399\n');
+    });
+    const count = JSON.parse(await ctlOk(ep2, ['get', 'snap/', '--prefix', '--keys-only', '-w', 'json'])).count;
+    expect(count).toBe(400);
+    expect(members[2]!.stderr).toMatch(/installed database snapshot from the leader/);
+    expect(members.map((m) => m.stderr).join('')).toMatch(/sent database snapshot to peer/);
+    // and it keeps replicating normally afterwards
+    await ctlOk(`http://127.0.0.1:${specs[1]!.clientPort}`, ['put', 'after', 'snap']);
+    await eventually(async () => expect(await ctlOk(ep2, ['get', 'after', '--print-value-only', '--consistency=s'])).toBe('snap\n'));
+  }, 120_000);
+
+  it('without a quorum, writes and linearizable reads fail within the request timeout', async () => {
+    const specs = await clusterSpecs(3);
+    const ic = initialClusterOf(specs);
+    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
+    await Promise.all(members.map((m) => m.waitHealthy()));
+    const ep0 = `http://127.0.0.1:${specs[0]!.clientPort}`;
+    await ctlOk(ep0, ['put', 'k', 'v']);
+    await members[1]!.kill();
+    await members[2]!.kill();
+    const started = Date.now();
+    const put = await etcdctl(ep0, ['put', 'k', 'w', '--command-timeout=20s']);
+    const tookMs = Date.now() - started;
+    expect(put.code).not.toBe(0);
+    expect(put.stderr).toMatch(/etcdserver: (request timed out|no leader)/);
+    // request timeout = 5 s + 2 x election timeout (500 ms in these tests)
+    expect(tookMs).toBeLessThan(12_000);
+    const read = await etcdctl(ep0, ['get', 'k', '--command-timeout=20s']);
+    expect(read.stderr).toMatch(/etcdserver: (request timed out|no leader)/);
+    // serializable reads are still served locally
+    expect(await ctlOk(ep0, ['get', 'k', '--consistency=s', '--print-value-only'])).toBe('v\n');
+    // health says why
+    const health = await (await fetch(`${ep0}/health`)).json();
+    expect(health.health).toBe('false');
+  }, 90_000);
+});
