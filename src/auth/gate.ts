@@ -236,11 +236,9 @@ export class AuthGate implements AuthStoreListener {
    * identity to put in the proposal, so the apply step checks it again in log order.
    */
   async adminRequester(call: AuthCall): Promise<Requester | undefined> {
-    if (!this.store.enabled) {
-      // A token is irrelevant while auth is disabled; the apply step re-checks in case it gets enabled.
-      const ai = await this.identity(call).catch(() => undefined);
-      return ai ? { user: ai.username, rev: ai.revision } : undefined;
-    }
+    // While auth is disabled anyone may manage it; if it gets enabled before the change
+    // applies, the apply step refuses the anonymous change ("user name is empty").
+    if (!this.store.enabled) return undefined;
     const ai = await this.identity(call);
     this.store.checkAdmin(ai);
     return ai ? { user: ai.username, rev: ai.revision } : undefined;
