@@ -27,7 +27,10 @@ export function serviceDefinition(fullName: string): grpc.ServiceDefinition {
         m[RAW] = buf;
         return m;
       },
+      // A handler may hand over an already-encoded message (the Watch fan-out encodes each
+      // event once and shares the bytes between watchers).
       responseSerialize: (obj: Msg) => {
+        if (Buffer.isBuffer(obj)) return obj;
         const w = resType.encode(obj).finish();
         return Buffer.from(w.buffer, w.byteOffset, w.byteLength);
       },

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/server.js';
-import { bytes, num, type Msg } from '../server/pb.js';
+import protobuf from 'protobufjs';
+import { bytes, num, type, type Msg } from '../server/pb.js';
 import { kvToPb } from '../server/convert.js';
 import { Errors } from '../server/errors.js';
 import { NONE } from '../raft/types.js';
@@ -29,6 +30,41 @@ function eventToPb(ev: MvccEvent): Msg {
 
 function eventBytes(ev: MvccEvent): number {
   return ev.kv.key.length + ev.kv.value.length + (ev.prevKv ? ev.prevKv.key.length + ev.prevKv.value.length : 0) + 64;
+}
+
+const EventType = type('mvccpb.Event');
+const HeaderType = type('etcdserverpb.ResponseHeader');
+/** Encoded events, shared by every watcher that receives the same applied event. */
+const encodedEvents = new WeakMap<MvccEvent, Uint8Array>();
+const encodedEventsNoPrev = new WeakMap<MvccEvent, Uint8Array>();
+let headerCache: { revision: number; term: number; bytes: Uint8Array } | undefined;
+
+function encodedEvent(ev: MvccEvent): Uint8Array {
+  const cache = ev.prevKv ? encodedEvents : encodedEventsNoPrev;
+  let b = cache.get(ev);
+  if (!b) {
+    b = EventType.encode(eventToPb(ev)).finish();
+    cache.set(ev, b);
+  }
+  return b;
+}
+
+/**
+ * WatchResponse{header, watch_id, events} encoded by hand from cached pieces: with
+ * thousands of watchers on a key, each event and header is encoded once, not per watcher.
+ * (Field numbers: header 1, watch_id 2, events 11.)
+ */
+function encodeWatchEvents(server: EtcdServer, revision: number, watchId: number, events: MvccEvent[]): Buffer {
+  const term = server.term;
+  if (!headerCache || headerCache.revision !== revision || headerCache.term !== term) {
+    headerCache = { revision, term, bytes: HeaderType.encode(server.stateMachine.header(revision)).finish() };
+  }
+  const w = protobuf.Writer.create();
+  w.uint32((1 << 3) | 2).bytes(headerCache.bytes);
+  if (watchId !== 0) w.uint32(2 << 3).int64(watchId);
+  for (const ev of events) w.uint32((11 << 3) | 2).bytes(encodedEvent(ev));
+  const out = w.finish();
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
 class WatchStream implements WatchSink {
@@ -161,7 +197,7 @@ class WatchStream implements WatchSink {
       for (const ev of events) total += eventBytes(ev);
       if (total > this.maxResponseBytes) return this.sendFragments(w, revision, events);
     }
-    return this.send({ header: this.header(revision), watch_id: w.id, events: events.map(eventToPb) });
+    return this.send(encodeWatchEvents(this.server, revision, w.id, events));
   }
 
   private sendFragments(w: Watcher, revision: number, events: MvccEvent[]): boolean {
