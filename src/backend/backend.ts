@@ -12,7 +12,7 @@
 // awaiting in between) lands in the same LevelDB batch. The MVCC store relies on this
 // to persist a Raft entry's data together with its consistent index.
 
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ClassicLevel } from 'classic-level';
@@ -91,7 +91,9 @@ function encodeU64(n: number): Buffer {
 
 export class Backend {
   readonly dir: string;
-  private readonly db: Db;
+  private db: Db;
+  /** Set while defragment() swaps the database files; reads wait for it. */
+  private swapping: Promise<void> | null = null;
   private readonly batchIntervalMs: number;
   private readonly batchLimit: number;
   private readonly syncOnCommit: boolean;
@@ -135,6 +137,9 @@ export class Backend {
 
   /** Open (creating if needed) the LevelDB database in `dir`. */
   static async open(dir: string, opts: BackendOptions = {}): Promise<Backend> {
+    // A defragment interrupted between its two renames leaves only `<dir>.old`: put it back.
+    if (!existsSync(dir) && existsSync(`${dir}.old`)) await fsp.rename(`${dir}.old`, dir);
+    await fsp.rm(`${dir}.defrag`, { recursive: true, force: true });
     await fsp.mkdir(dir, { recursive: true });
     const db: Db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
@@ -317,6 +322,7 @@ export class Backend {
     const full = fullKey(bucket, key);
     const p = this.overlayLookup(mapKey(full));
     if (p !== undefined) return p.value ?? undefined;
+    if (this.swapping !== null) await this.swapping;
     return this.db.get(full);
   }
 
@@ -414,10 +420,60 @@ export class Backend {
   }
 
   /** Commit, then compact the whole LevelDB keyspace so deleted data is dropped from disk. */
+  /**
+   * Rebuilds the database from its live records into a fresh directory and swaps it in,
+   * as etcd's defrag rewrites bbolt: LevelDB's own compactRange cannot reclaim space held in
+   * a single level-0 file. Commits wait meanwhile (writes keep landing in the pending batch,
+   * visible to reads), so the copy is a consistent image.
+   */
   async defragment(): Promise<void> {
     await this.forceCommit();
-    await this.db.compactRange(Buffer.from([0x00]), Buffer.from([0xff]));
+    while (this.commitInFlight !== null) await this.commitInFlight;
+    let release!: () => void;
+    this.commitInFlight = new Promise<void>((resolve) => (release = resolve));
+    const tmp = `${this.dir}.defrag`;
+    const old = `${this.dir}.old`;
+    try {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      const fresh: Db = new ClassicLevel<Buffer, Buffer>(tmp, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await fresh.open();
+      try {
+        let ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+        for await (const [key, value] of this.db.iterator()) {
+          ops.push({ type: 'put', key, value });
+          if (ops.length >= 1000) {
+            await fresh.batch(ops);
+            ops = [];
+          }
+        }
+        await fresh.batch(ops, { sync: true });
+      } finally {
+        await fresh.close();
+      }
+      let reopened!: () => void;
+      this.swapping = new Promise<void>((resolve) => (reopened = resolve));
+      try {
+        await this.db.close();
+        await fsp.rm(old, { recursive: true, force: true });
+        await fsp.rename(this.dir, old);
+        await fsp.rename(tmp, this.dir);
+        await fsyncDir(path.dirname(this.dir));
+        this.db = new ClassicLevel<Buffer, Buffer>(this.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+        await this.db.open();
+      } finally {
+        this.swapping = null;
+        reopened();
+      }
+      await fsp.rm(old, { recursive: true, force: true });
+    } catch (err) {
+      throw this.failWith(err);
+    } finally {
+      this.commitInFlight = null;
+      release();
+    }
+    this.diskBytes = 0;
     await this.refreshDiskSize();
+    this.backgroundCommit();
   }
 
   /**
@@ -594,5 +650,14 @@ async function* allEntries(src: AsyncGenerator<[Buffer, Buffer]>): AsyncGenerato
     const bucket = full[0]!;
     if (!BUCKET_NAMES.has(bucket as Bucket)) throw new Error(`backend: unknown bucket prefix 0x${bucket.toString(16)}`);
     yield [bucket as Bucket, full.subarray(1), value];
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
