@@ -24,6 +24,7 @@ const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 export const STREAM_PROTOCOL = 'tsetcd-raft/1';
 /** Back off this long after a failed send before trying the peer again. */
 const RETRY_BACKOFF_MS = 100;
+const MAX_RETRY_BACKOFF_MS = 1000;
 
 export const HEADER_CLUSTER_ID = 'x-etcd-cluster-id';
 export const HEADER_FROM = 'x-server-from';
@@ -76,6 +77,7 @@ class PeerSender {
   private stopped = false;
   private flushScheduled = false;
   private retryTimer?: NodeJS.Timeout;
+  private backoffMs = 0;
   activeSinceMs?: number;
   private lastErrorLogMs = 0;
 
@@ -179,7 +181,7 @@ class PeerSender {
     body.pipe(req);
   }
 
-  private connect(): void {
+  connect(): void {
     if (this.stopped || this.connecting || this.socket || this.retryTimer || this.urls.length === 0) return;
     this.connecting = true;
     const url = new URL('/raft/stream', this.urls[this.urlIndex % this.urls.length]);
@@ -211,6 +213,7 @@ class PeerSender {
       socket.on('close', () => this.failed('stream closed by peer'));
       this.socket = socket;
       this.activeSinceMs = Date.now();
+      this.backoffMs = 0;
       this.t.opts.onRoundTrip?.(this.id, (performance.now() - started) / 1000);
       this.t.opts.logger.info('peer stream established', { 'peer-id': idToHex(this.id), url: url.origin });
       this.flush();
@@ -245,10 +248,12 @@ class PeerSender {
     for (const m of this.queue) this.dropped(m);
     this.queue = [];
     this.t.opts.onUnreachable(this.id);
+    // Back off (up to MAX_RETRY_BACKOFF_MS) while the peer stays unreachable.
+    this.backoffMs = Math.min(this.backoffMs === 0 ? RETRY_BACKOFF_MS : this.backoffMs * 2, MAX_RETRY_BACKOFF_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.connect();
-    }, RETRY_BACKOFF_MS);
+    }, this.backoffMs);
     this.retryTimer.unref();
   }
 
@@ -299,8 +304,15 @@ export class PeerTransport implements Transport {
   addPeer(id: NodeId, peerUrls: string[]): void {
     if (id === this.opts.localId) return;
     const existing = this.peers.get(id);
-    if (existing) existing.urls = [...peerUrls];
-    else this.peers.set(id, new PeerSender(id, [...peerUrls], this));
+    if (existing) {
+      existing.urls = [...peerUrls];
+      return;
+    }
+    // Keep a stream to every peer, not only to those we have messages for: a follower must
+    // know its peers are reachable (member add's health check, endpoint status) like etcd.
+    const sender = new PeerSender(id, [...peerUrls], this);
+    this.peers.set(id, sender);
+    sender.connect();
   }
 
   removePeer(id: NodeId): void {

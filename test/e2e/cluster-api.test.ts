@@ -113,3 +113,16 @@ describe('watch on every member', () => {
     client.close();
   });
 });
+
+describe('reconfiguration through a follower', () => {
+  it('member add and remove sent to a follower succeed once every voter has been connected for 5 s', async () => {
+    const rows = (await ctlOk(specs.map(ep), ['endpoint', 'status'])).trim().split('\n').map((l) => l.split(', '));
+    const follower = rows.find((r) => r[4] === 'false')![0]!;
+    const port = 1; // never started: the member stays unstarted
+    const added = await eventually(() => ctlOk(follower, ['member', 'add', 'extra', `--peer-urls=http://127.0.0.1:${port}`, '--learner']), 10_000, 500);
+    const id = /Member ([0-9a-f]+) added/.exec(added)![1]!;
+    expect(await ctlOk(follower, ['member', 'list'])).toContain(`${id}, unstarted`);
+    await ctlOk(follower, ['member', 'remove', id]);
+    expect(await ctlOk(follower, ['member', 'list'])).not.toContain(id);
+  });
+});
