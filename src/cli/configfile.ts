@@ -128,12 +128,12 @@ function loadTlsBlock(path: string, blockKey: string, side: Side, block: unknown
 function loadClientOnlyKey(path: string, key: string, keyPath: string, raw: unknown, out: LoadedConfigFile): void {
   if (key === 'allowed-cn') {
     const setting = convertEntry(path, keyPath, 'peer-cert-allowed-cn', raw); // same list syntax
-    out.clientAllowedCn = setting.value as string[];
+    out.clientAllowedCn = setting.value as string[]; // enforced by the client TLS listener
   } else {
     const setting = convertEntry(path, keyPath, 'peer-skip-client-san-verification', raw); // same bool syntax
     out.clientSkipClientSanVerification = setting.value as boolean;
+    out.warnings.push(`config key ${keyPath} is accepted but not implemented by tsetcd yet; it has no effect`);
   }
-  out.warnings.push(`config key ${keyPath} is accepted but not implemented by tsetcd yet; it has no effect`);
 }
 
 /** A nested TLS key and a top-level flag key may name the same flag; refuse the ambiguity. */

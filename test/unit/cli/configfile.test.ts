@@ -180,7 +180,8 @@ peer-transport-security:
     expect(config.peerTls.allowedCn).toEqual(['etcd-peer']);
     expect(config.peerTls.crlFile).toBe('/pki/peer.crl');
     expect(config.peerTls.skipClientSanVerification).toBe(true);
-    expect(warnings).toContain('config key client-transport-security.allowed-cn is accepted but not implemented by tsetcd yet; it has no effect');
+    expect(warnings).not.toContain('config key client-transport-security.allowed-cn is accepted but not implemented by tsetcd yet; it has no effect');
+    expect(config.clientTls.allowedCn).toEqual(['root']);
     expect(warnings).not.toContain('flag --peer-cert-allowed-cn is accepted but not implemented by tsetcd yet; it has no effect');
   });
 
