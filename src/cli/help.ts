@@ -34,6 +34,10 @@ const USAGE = `Usage:
   tsetcd -h | --help
     Show this help.
 
+  tsetcd tls init --out DIR --node NAME=IP[,HOST...] ... [--client CN]
+    Make a CA and, per member, a server and a peer certificate (plus client certificates),
+    and print which flag takes which file. tsetcd tls check DIR explains an existing set.
+
   tsetcd --config-file <file>
     Read the configuration from an etcd YAML config file; other flags and ETCD_* variables are then ignored.
 
