@@ -13,6 +13,7 @@
 // to persist a Raft entry's data together with its consistent index.
 
 import { existsSync, promises as fsp } from 'node:fs';
+import { fsyncDir } from '../fsync.js';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ClassicLevel } from 'classic-level';
@@ -650,14 +651,5 @@ async function* allEntries(src: AsyncGenerator<[Buffer, Buffer]>): AsyncGenerato
     const bucket = full[0]!;
     if (!BUCKET_NAMES.has(bucket as Bucket)) throw new Error(`backend: unknown bucket prefix 0x${bucket.toString(16)}`);
     yield [bucket as Bucket, full.subarray(1), value];
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { fsyncDir } from '../fsync.js';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
@@ -459,14 +460,5 @@ export class StateMachine {
 
   async close(): Promise<void> {
     await this.backend.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
