@@ -641,14 +641,27 @@ export class EtcdServer {
     this.readyScheduled = false;
     if (this.inReadyLoop || this.stopped) return;
     this.inReadyLoop = true;
+    // Committed entries of the previous Ready, already durable. They are applied only once
+    // the next Ready's WAL write has been issued, so that the disk syncs the next batch while
+    // the event loop applies and answers this one (instead of idling through either).
+    let durableCommitted: Entry[] | undefined;
     try {
-      while (!this.stopped && this.node.hasReady()) await this.processReady(this.node.ready());
+      while (!this.stopped && this.node.hasReady()) {
+        const previous = durableCommitted;
+        durableCommitted = undefined; // processReady schedules it
+        durableCommitted = await this.processReady(this.node.ready(), previous);
+      }
     } catch (e) {
       this.onFatal(e as Error);
     } finally {
+      if (durableCommitted) this.scheduleApply(durableCommitted);
       this.inReadyLoop = false;
     }
   };
+
+  private scheduleApply(entries: Entry[]): void {
+    this.applyChain = this.applyChain.then(() => this.applyEntries(entries)).catch((e: Error) => this.onFatal(e));
+  }
 
   private onFatal(e: Error): void {
     this.fatalError = e;
@@ -656,17 +669,32 @@ export class EtcdServer {
     this.waits.rejectAll(e);
   }
 
-  private async processReady(rd: Ready): Promise<void> {
+  /**
+   * Persists, sends and hands over one Ready; returns its committed entries, to be applied
+   * by the caller once they are durable (they are: this Ready's fsync covers every entry
+   * written so far). `previousCommitted` (durable already) is applied right after this
+   * Ready's WAL write is issued.
+   */
+  private async processReady(rd: Ready, previousCommitted: Entry[] | undefined): Promise<Entry[] | undefined> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.state);
     for (const rs of rd.readStates) this.onReadState(rs);
     const leader = this.raftState === StateType.Leader;
     // Raft allows a leader to send before its own fsync: followers persist in parallel.
     if (leader && rd.messages.length > 0) this.transport.send(rd.messages);
-    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    if (rd.snapshot) {
+      // The previous entries belong to the old database: apply them before it is replaced.
+      if (previousCommitted) this.scheduleApply(previousCommitted);
+      previousCommitted = undefined;
+      await this.installSnapshot(rd.snapshot);
+    }
+    let durable: Promise<void> | undefined;
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       if (rd.snapshot) await this.wal.saveSnapshot(rd.snapshot.meta);
-      await this.wal.save(rd.hardState, rd.entries);
+      // An idle WAL writes before save() returns; only the fdatasync is still running.
+      durable = this.wal.save(rd.hardState, rd.entries);
     }
+    if (previousCommitted) this.scheduleApply(previousCommitted);
+    if (durable) await durable;
     if (rd.snapshot) {
       this.storage.applySnapshot(rd.snapshot);
       this.snapshotIndex = rd.snapshot.meta.index;
@@ -682,11 +710,8 @@ export class EtcdServer {
     }
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (!leader && rd.messages.length > 0) this.transport.send(rd.messages);
-    if (rd.committedEntries.length > 0) {
-      const entries = rd.committedEntries;
-      this.applyChain = this.applyChain.then(() => this.applyEntries(entries)).catch((e: Error) => this.onFatal(e));
-    }
     this.node.advance(rd);
+    return rd.committedEntries.length > 0 ? rd.committedEntries : undefined;
   }
 
   private onSoftState(lead: NodeId, state: StateType): void {

@@ -1,6 +1,7 @@
 // Segment files: naming, listing and durable creation.
 
 import fs from 'node:fs';
+import { fsyncDir } from '../fsync.js';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -71,21 +72,29 @@ export async function removeTempSegments(dir: string): Promise<string[]> {
   return removed;
 }
 
-/** Makes directory entries (creates, renames, unlinks) in `dir` durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
+export { fsyncDir };
 
 /** Positional write that survives short writes. */
 export async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, position + written);
+    if (bytesWritten <= 0) throw new Error(`wal: write returned ${bytesWritten} bytes`);
+    written += bytesWritten;
+  }
+}
+
+/**
+ * Synchronous positional write that survives short writes. The WAL appends with it so that
+ * a batch is in the page cache the moment save() is called and its fdatasync is dispatched
+ * right away: an asynchronous write would need one more trip through a busy event loop
+ * between the write and the fsync, with the disk idle meanwhile. Appending a batch (a few
+ * KiB, copied into the page cache) costs tens of microseconds.
+ */
+export function writeFullySync(fd: number, bytes: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < bytes.length) {
+    const bytesWritten = fs.writeSync(fd, bytes, written, bytes.length - written, position + written);
     if (bytesWritten <= 0) throw new Error(`wal: write returned ${bytesWritten} bytes`);
     written += bytesWritten;
   }

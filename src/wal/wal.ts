@@ -13,7 +13,7 @@ import { BatchEncoder, nextSyncEpoch, RecordType } from './record.js';
 import { emptyHardState, Replayer } from './replay.js';
 import {
   createSegmentFile, fsyncDir, listSegmentsSync, removeTempSegments, segmentFileName, segmentsIn,
-  timedSync, writeFully, type SegmentName,
+  timedSync, writeFullySync, type SegmentName,
 } from './segment.js';
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
@@ -92,6 +92,8 @@ export class Wal {
   private readonly encoder = new BatchEncoder();
   /** Tail of the operation queue: saves, snapshots, releases and close run strictly one at a time. */
   private queue: Promise<void> = Promise.resolve();
+  /** Operations queued or running; when 0, a new operation starts synchronously inside its call. */
+  private activeOps = 0;
   private closeRequested = false;
   /** Set once a write or fsync failed: the on-disk state is unknown, so nothing more may be written. */
   private failure: Error | undefined;
@@ -224,7 +226,9 @@ export class Wal {
    * nothing in it needs durability before acknowledgement: like etcd, a save that carries
    * no entries and only changes the commit index is not synced (the commit index can be
    * relearned from the leader); it becomes durable with the next synced write or close().
-   * Calls made while another is in flight are queued and run in call order.
+   * Calls made while another is in flight are queued and run in call order. When the WAL is
+   * idle the bytes are written before save() returns and only the fdatasync is awaited, so
+   * the caller may do other work while the disk syncs.
    */
   save(hardState: HardState | undefined, entries: Entry[]): Promise<void> {
     return this.enqueue(() => this.saveNow(hardState, entries));
@@ -276,10 +280,19 @@ export class Wal {
   private enqueue(op: () => Promise<void>, evenAfterFailure = false): Promise<void> {
     if (this.closeRequested) return Promise.reject(new Error('wal: closed'));
     const run = async (): Promise<void> => {
-      if (this.failure && !evenAfterFailure) throw new Error(`wal: unusable after an earlier I/O failure: ${this.failure.message}`);
-      await op();
+      try {
+        if (this.failure && !evenAfterFailure) throw new Error(`wal: unusable after an earlier I/O failure: ${this.failure.message}`);
+        await op();
+      } finally {
+        // Before the caller's continuation runs: an operation it issues next starts at once.
+        this.activeOps--;
+      }
     };
-    const result = this.queue.then(run);
+    // Nothing queued: start now rather than a microtask later, so the write is issued before
+    // the caller goes on (e.g. to apply the previous batch while this one syncs).
+    const idle = this.activeOps === 0;
+    this.activeOps++;
+    const result = idle ? run() : this.queue.then(run);
     this.queue = result.then(() => undefined, () => undefined);
     return result;
   }
@@ -363,7 +376,7 @@ export class Wal {
   }
 
   private async appendToActive(bytes: Buffer, sync: boolean): Promise<void> {
-    await this.guardIo(() => writeFully(this.state.handle, bytes, this.state.offsetBytes));
+    this.guardIoSync(() => writeFullySync(this.state.handle.fd, bytes, this.state.offsetBytes));
     this.state.offsetBytes += bytes.length;
     this.unsyncedBytes += bytes.length;
     this.opts.onWriteBytes(bytes.length);
@@ -375,13 +388,26 @@ export class Wal {
     this.unsyncedBytes = 0;
   }
 
+  private guardIoSync<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (e) {
+      this.poison(e as Error);
+      throw e;
+    }
+  }
+
+  private poison(e: Error): void {
+    this.failure = e;
+    this.opts.logger.error('wal: I/O failed; the WAL refuses further writes', { dir: this.dir, error: e.message });
+  }
+
   /** Runs an I/O step; a failure poisons the WAL (after a failed fsync nothing can be assumed about the file). */
   private async guardIo<T>(step: () => Promise<T>): Promise<T> {
     try {
       return await step();
     } catch (e) {
-      this.failure = e as Error;
-      this.opts.logger.error('wal: I/O failed; the WAL refuses further writes', { dir: this.dir, error: (e as Error).message });
+      this.poison(e as Error);
       throw e;
     }
   }

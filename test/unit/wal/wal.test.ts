@@ -257,6 +257,27 @@ describe('Wal', () => {
     await opened.wal.close();
   });
 
+  it('an idle WAL writes a save before save() returns; only the fdatasync is awaited', async () => {
+    const fsyncs: number[] = [];
+    const wal = await Wal.create(dir, METADATA, { onFsync: (s) => fsyncs.push(s) });
+    fsyncs.length = 0;
+    const file = path.join(dir, walFiles(dir)[0]!);
+    const before = wal.tail.offsetBytes;
+    const saving = wal.save(hardState(1, 1n, 0), [entry(1, 1, 'written-synchronously')]);
+    // Nothing was awaited yet: the record must already be in the file (page cache).
+    expect(wal.tail.offsetBytes).toBeGreaterThan(before);
+    expect(fs.readFileSync(file).subarray(before, wal.tail.offsetBytes).includes(Buffer.from('written-synchronously'))).toBe(true);
+    expect(fsyncs.length).toBe(0);
+    // A save issued while that one syncs waits its turn and follows it in the file.
+    const second = wal.save(hardState(1, 1n, 1), [entry(2, 1)]);
+    await Promise.all([saving, second]);
+    expect(fsyncs.length).toBe(2);
+    await wal.close();
+    const opened = await Wal.open(dir);
+    expect(plain(opened.entries)).toEqual(plain([entry(1, 1, 'written-synchronously'), entry(2, 1)]));
+    await opened.wal.close();
+  });
+
   it('a rejected save does not disturb queued ones', async () => {
     const wal = await Wal.create(dir, METADATA);
     const results = await Promise.allSettled([
