@@ -18,6 +18,7 @@ import { decodeHeader, decodePayload, encodePayload, encodeRequest, payloadOf, R
 import { NoopTransport, type Transport } from './transport.js';
 import { AppliedIndexWaits, ProposalWaits } from './wait.js';
 import { AlarmType, StateMachine } from './state-machine.js';
+import { forceNewClusterLog } from './force-new-cluster.js';
 import { Compactor, type CompactorConfig } from './compactor.js';
 import { internalFromPb } from './convert.js';
 import { toLong, type Msg } from './pb.js';
@@ -48,6 +49,8 @@ export interface ServerConfig {
   watchProgressNotifyIntervalMs: number;
   /** Raft entries kept in memory after a snapshot so slow followers catch up without one. */
   snapshotCatchupEntries: number;
+  /** --force-new-cluster: restart as the only member of the cluster, keeping the data. */
+  forceNewCluster?: boolean;
   /** GETs a peer URL (https through the member's peer TLS identity); default: fetch, http only. */
   peerGet?: PeerGet;
 }
@@ -255,8 +258,20 @@ export class EtcdServer {
       snapshotIndex = opened.snapshot.index;
       confState = opened.snapshot.confState;
     }
-    storage.setHardState(opened.hardState);
-    storage.append(opened.entries);
+    let hardState = opened.hardState;
+    let entries = opened.entries;
+    if (cfg.forceNewCluster) {
+      // Keep the committed log, commit the removal of every other member (etcd's recovery path).
+      const forced = forceNewClusterLog(memberId, hardState, entries, opened.snapshot);
+      await opened.wal.save(forced.hardState, forced.appended);
+      entries = [...entries.filter((e) => e.index <= hardState.commit), ...forced.appended];
+      hardState = forced.hardState;
+      logger.warn('--force-new-cluster: this member restarts as the only member of its cluster', {
+        'local-member-id': idToHex(memberId), 'removed-members': forced.removed.map(idToHex), 'commit-index': hardState.commit,
+      });
+    }
+    storage.setHardState(hardState);
+    storage.append(entries);
     if (sm.consistentIndex < snapshotIndex) {
       throw new ServerError(
         `backend is behind the WAL snapshot (applied index ${sm.consistentIndex} < snapshot index ${snapshotIndex}): the database under ${cfg.dataDir} does not belong to this WAL`,
@@ -268,8 +283,8 @@ export class EtcdServer {
     const server = new EtcdServer(cfg, logger, metrics, {
       memberId, membership, node, storage, wal: opened.wal, stateMachine: sm, snapshotIndex, confState,
     });
-    server.currentTerm = opened.hardState.term;
-    server.committedIndex = opened.hardState.commit;
+    server.currentTerm = hardState.term;
+    server.committedIndex = hardState.commit;
     return server;
   }
 

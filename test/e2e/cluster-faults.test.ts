@@ -58,4 +58,26 @@ describe('cluster faults', () => {
     const health = await (await fetch(`${ep0}/health`)).json();
     expect(health.health).toBe('false');
   }, 90_000);
+
+  it('--force-new-cluster turns a surviving member into a one-member cluster with all its data', async () => {
+    const specs = await clusterSpecs(3);
+    const ic = initialClusterOf(specs);
+    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
+    await Promise.all(members.map((m) => m.waitHealthy()));
+    const ep0 = `http://127.0.0.1:${specs[0]!.clientPort}`;
+    for (let i = 0; i < 20; i++) await ctlOk(ep0, ['put', `fnc/${i}`, `v${i}`]);
+    await eventually(async () => expect(await ctlOk(`http://127.0.0.1:${specs[2]!.clientPort}`, ['get', 'fnc/19', '--consistency=s', '--print-value-only'])).toBe('v19\n'));
+    for (const m of members) await m.kill();
+    const survivor = members[2]!;
+    survivor.args = [...survivor.args, '--force-new-cluster'];
+    survivor.start();
+    await survivor.waitHealthy();
+    const ep2 = `http://127.0.0.1:${specs[2]!.clientPort}`;
+    const list = (await ctlOk(ep2, ['member', 'list'])).trim().split('\n');
+    expect(list).toHaveLength(1);
+    expect(list[0]).toContain('infra2');
+    expect(await ctlOk(ep2, ['get', 'fnc/', '--prefix', '--keys-only', '-w', 'json'])).toContain('"count":20');
+    await ctlOk(ep2, ['put', 'after', 'recovery']);
+    expect(survivor.stderr).toMatch(/--force-new-cluster: this member restarts as the only member/);
+  }, 90_000);
 });
