@@ -376,7 +376,7 @@ const FEATURES: FlagSpec[] = [
 ];
 
 const UNSAFE: FlagSpec[] = [
-  spec({ name: 'force-new-cluster', type: 'bool', default: 'false', group: 'Unsafe feature',
+  spec({ name: 'force-new-cluster', type: 'bool', default: 'false', group: 'Unsafe feature', implemented: true,
     help: 'Disaster recovery: restart this member as the only member of its cluster, keeping its data.' }),
   spec({ name: 'unsafe-no-fsync', type: 'bool', default: 'false', group: 'Unsafe feature',
     help: 'Never fsync; a crash can lose acknowledged writes. Tests only.' }),

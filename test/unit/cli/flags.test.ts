@@ -152,7 +152,7 @@ const IMPLEMENTED = [
   'snapshot-count', 'heartbeat-interval', 'election-timeout', 'max-txn-ops', 'max-request-bytes', 'quota-backend-bytes',
   'backend-batch-interval', 'backend-batch-limit', 'strict-reconfig-check', 'pre-vote', 'logger', 'log-level', 'log-outputs',
   'log-format', 'config-file', 'auto-compaction-mode', 'auto-compaction-retention', 'snapshot-catchup-entries', 'experimental-snapshot-catchup-entries',
-  'watch-progress-notify-interval', 'experimental-watch-progress-notify-interval', 'max-learners',
+  'watch-progress-notify-interval', 'experimental-watch-progress-notify-interval', 'force-new-cluster', 'max-learners',
   'experimental-max-learners', 'cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth', 'peer-cert-file', 'peer-key-file',
   'peer-trusted-ca-file', 'peer-client-cert-auth', 'auth-token', 'bcrypt-cost', 'auth-token-ttl', 'enable-v2',
   'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'etcd-version', 'version', 'log-output',
