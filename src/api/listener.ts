@@ -2,11 +2,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import http from 'node:http';
 import type * as grpc from '@grpc/grpc-js';
-import { ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from '../log/logger.js';
 import type { TlsSide } from './tls-config.js';
 import { trackConnection } from './tls-identity.js';
 import { injectH2Connection } from './h2-authority.js';
+import { createConnectionInjector } from './fast-unary.js';
 
 // One port, two protocols, as etcd serves them: every client URL accepts gRPC (HTTP/2)
 // and plain HTTP/1.1 (/metrics, /health, /version, the /v3 JSON gateway). The first bytes
@@ -67,7 +67,8 @@ function refuseByFirstBytes(socket: net.Socket, why: string): void {
 }
 
 export async function listenClientUrl(url: ListenUrl, opts: ListenOptions): Promise<ClientListener> {
-  const injector = opts.grpcServer?.createConnectionInjector(ServerCredentials.createInsecure());
+  // grpc-js's injector, with the hot unary KV calls served directly (fast-unary.ts).
+  const injector = opts.grpcServer ? createConnectionInjector(opts.grpcServer, opts.logger) : undefined;
   const httpServer = http.createServer({ keepAliveTimeout: 30_000 }, opts.httpHandler);
   httpServer.on('clientError', (_err, socket) => socket.destroy());
   const sockets = new Set<net.Socket>();
