@@ -128,6 +128,13 @@ export async function createSegmentFile(
   }
 }
 
+/** fdatasync on the calling thread, reporting its duration. */
+export function timedSyncBlocking(fd: number, onFsync: (seconds: number) => void): void {
+  const startNs = process.hrtime.bigint();
+  fs.fdatasyncSync(fd);
+  onFsync(Number(process.hrtime.bigint() - startNs) / 1e9);
+}
+
 /** fdatasync (or fsync when the size changed and must reach disk too), reporting its duration. */
 export async function timedSync(handle: FileHandle, onFsync: (seconds: number) => void, dataOnly: boolean): Promise<void> {
   const startNs = process.hrtime.bigint();

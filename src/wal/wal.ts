@@ -13,10 +13,19 @@ import { BatchEncoder, nextSyncEpoch, RecordType } from './record.js';
 import { emptyHardState, Replayer } from './replay.js';
 import {
   createSegmentFile, fsyncDir, listSegmentsSync, removeTempSegments, segmentFileName, segmentsIn,
-  timedSync, writeFullySync, type SegmentName,
+  timedSync, timedSyncBlocking, writeFullySync, type SegmentName,
 } from './segment.js';
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
+/** save({ mayBlock }) syncs on the calling thread only while recent fdatasyncs average below this. */
+export const DEFAULT_MAX_BLOCKING_SYNC_MS = 2;
+/** Weight of the newest fdatasync in the latency average (about the last ten count). */
+const FSYNC_EWMA_WEIGHT = 0.1;
+
+export interface SaveOptions {
+  /** The caller waits for durability and has nothing else to do meanwhile (see Wal.save). */
+  mayBlock?: boolean;
+}
 
 export interface WalLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -32,6 +41,8 @@ export interface WalOptions {
   onFsync?: (seconds: number) => void;
   /** Called with the number of bytes of every WAL write (etcd_disk_wal_write_bytes_total). */
   onWriteBytes?: (n: number) => void;
+  /** Longest average fdatasync (ms) for which save({ mayBlock: true }) may block; 0 never blocks. Default 2. */
+  maxBlockingSyncMs?: number;
 }
 
 export interface OpenedWal {
@@ -49,6 +60,7 @@ const SILENT_LOGGER: WalLogger = { info: () => undefined, warn: () => undefined,
 
 interface ResolvedOptions {
   segmentSizeBytes: number;
+  maxBlockingSyncMs: number;
   logger: WalLogger;
   onFsync: (seconds: number) => void;
   onWriteBytes: (n: number) => void;
@@ -59,8 +71,11 @@ function resolveOptions(opts: WalOptions | undefined): ResolvedOptions {
   if (!Number.isSafeInteger(segmentSizeBytes) || segmentSizeBytes <= 0) {
     throw new RangeError(`wal: segmentSizeBytes must be a positive integer, got ${segmentSizeBytes}`);
   }
+  const maxBlockingSyncMs = opts?.maxBlockingSyncMs ?? DEFAULT_MAX_BLOCKING_SYNC_MS;
+  if (!(maxBlockingSyncMs >= 0)) throw new RangeError(`wal: maxBlockingSyncMs must be >= 0, got ${maxBlockingSyncMs}`);
   return {
     segmentSizeBytes,
+    maxBlockingSyncMs,
     logger: opts?.logger ?? SILENT_LOGGER,
     onFsync: opts?.onFsync ?? (() => undefined),
     onWriteBytes: opts?.onWriteBytes ?? (() => undefined),
@@ -99,6 +114,8 @@ export class Wal {
   private failure: Error | undefined;
   /** Bytes written since the last fdatasync (commit-only saves are not synced; see save()). */
   private unsyncedBytes = 0;
+  /** Moving average of recent fdatasync latencies (ms); gates blocking syncs (see save()). */
+  private fsyncEwmaMs = 0;
 
   private constructor(
     readonly dir: string,
@@ -229,8 +246,22 @@ export class Wal {
    * Calls made while another is in flight are queued and run in call order. When the WAL is
    * idle the bytes are written before save() returns and only the fdatasync is awaited, so
    * the caller may do other work while the disk syncs.
+   *
+   * `opts.mayBlock`: the caller has nothing to do until this save is durable. If the WAL is
+   * idle and its recent fdatasyncs were fast (under `maxBlockingSyncMs`), it then syncs on
+   * the calling thread: a blocking fdatasync skips the thread-pool hand-off and the wake-up
+   * after it, which here is a third of a small fsync's latency (p50 ~0.15 vs ~0.21 ms). The
+   * returned promise is already settled. A slow disk never stalls the event loop this way.
    */
-  save(hardState: HardState | undefined, entries: Entry[]): Promise<void> {
+  save(hardState: HardState | undefined, entries: Entry[], opts?: SaveOptions): Promise<void> {
+    if (opts?.mayBlock && this.activeOps === 0 && !this.closeRequested && !this.failure && this.fsyncEwmaMs < this.opts.maxBlockingSyncMs) {
+      try {
+        if (this.writeBatch(hardState, entries)) this.syncActiveBlocking();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return this.state.offsetBytes >= this.opts.segmentSizeBytes ? this.enqueue(() => this.cutIfFull()) : Promise.resolve();
+    }
     return this.enqueue(() => this.saveNow(hardState, entries));
   }
 
@@ -298,7 +329,19 @@ export class Wal {
   }
 
   private async saveNow(hardState: HardState | undefined, entries: Entry[]): Promise<void> {
-    if (hardState === undefined && entries.length === 0) return;
+    const mustSync = this.writeBatch(hardState, entries);
+    if (mustSync === undefined) return;
+    if (mustSync) await this.syncActive();
+    await this.cutIfFull();
+  }
+
+  /**
+   * Encodes and writes one save (synchronously, into the page cache) and advances the WAL's
+   * state past it. Returns whether it must be fdatasynced before it counts as durable, or
+   * undefined when there was nothing to write.
+   */
+  private writeBatch(hardState: HardState | undefined, entries: Entry[]): boolean | undefined {
+    if (hardState === undefined && entries.length === 0) return undefined;
     this.assertEntriesFollowLog(entries);
     const previous = this.state.hardState;
     const mustSync = entries.length > 0 || (hardState !== undefined && (hardState.term !== previous.term || hardState.vote !== previous.vote));
@@ -311,13 +354,14 @@ export class Wal {
     if (hardState) addStateRecord(encoder, hardState);
     const batch = encoder.finish(mustSync);
 
-    await this.appendToActive(batch.bytes, mustSync);
+    this.writeToActive(batch.bytes);
+    // A failed fdatasync after this poisons the WAL, so advancing the state now is safe.
     this.state.crc = batch.crc;
     if (mustSync) this.state.syncEpoch = nextSyncEpoch(this.state.syncEpoch);
     const lastEntry = entries[entries.length - 1];
     if (lastEntry) this.state.lastIndex = lastEntry.index;
     if (hardState) this.state.hardState = copyHardState(hardState);
-    await this.cutIfFull();
+    return mustSync;
   }
 
   private async saveSnapshotNow(meta: SnapshotMeta): Promise<void> {
@@ -375,18 +419,33 @@ export class Wal {
     }
   }
 
-  private async appendToActive(bytes: Buffer, sync: boolean): Promise<void> {
+  private writeToActive(bytes: Buffer): void {
     this.guardIoSync(() => writeFullySync(this.state.handle.fd, bytes, this.state.offsetBytes));
     this.state.offsetBytes += bytes.length;
     this.unsyncedBytes += bytes.length;
     this.opts.onWriteBytes(bytes.length);
+  }
+
+  private async appendToActive(bytes: Buffer, sync: boolean): Promise<void> {
+    this.writeToActive(bytes);
     if (sync) await this.syncActive();
   }
 
   private async syncActive(): Promise<void> {
-    await this.guardIo(() => timedSync(this.state.handle, this.opts.onFsync, true));
+    await this.guardIo(() => timedSync(this.state.handle, this.onFsync, true));
     this.unsyncedBytes = 0;
   }
+
+  private syncActiveBlocking(): void {
+    this.guardIoSync(() => timedSyncBlocking(this.state.handle.fd, this.onFsync));
+    this.unsyncedBytes = 0;
+  }
+
+  /** Every fdatasync of the active segment: the caller's callback and the latency average. */
+  private readonly onFsync = (seconds: number): void => {
+    this.fsyncEwmaMs += FSYNC_EWMA_WEIGHT * (seconds * 1000 - this.fsyncEwmaMs);
+    this.opts.onFsync(seconds);
+  };
 
   private guardIoSync<T>(step: () => T): T {
     try {

@@ -278,6 +278,59 @@ describe('Wal', () => {
     await opened.wal.close();
   });
 
+  it('mayBlock: an idle WAL with a fast disk syncs on the calling thread; otherwise it queues as usual', async () => {
+    const fsyncs: number[] = [];
+    const wal = await Wal.create(dir, METADATA, { onFsync: (s) => fsyncs.push(s), segmentSizeBytes: 4096 });
+    fsyncs.length = 0;
+    // Idle: written and synced before save() returns.
+    const blocked = wal.save(hardState(1, 1n, 1), [entry(1, 1)], { mayBlock: true });
+    expect(fsyncs.length).toBe(1);
+    await blocked;
+    // Busy (a save is still syncing through the thread pool): mayBlock waits its turn instead.
+    const first = wal.save(hardState(1, 1n, 2), [entry(2, 1)]);
+    const second = wal.save(hardState(1, 1n, 3), [entry(3, 1)], { mayBlock: true });
+    expect(fsyncs.length).toBe(1);
+    await Promise.all([first, second]);
+    expect(fsyncs.length).toBe(3);
+    // Commit-only changes are not synced on either path.
+    await wal.save(hardState(1, 1n, 3), [], { mayBlock: true });
+    expect(fsyncs.length).toBe(3);
+    // A blocking save that fills the segment still cuts it.
+    const big = 'x'.repeat(5000);
+    await wal.save(hardState(1, 1n, 4), [entry(4, 1, big)], { mayBlock: true });
+    expect(walFiles(dir).length).toBe(2);
+    await wal.save(hardState(1, 1n, 5), [entry(5, 1)], { mayBlock: true });
+    await wal.close();
+    const opened = await Wal.open(dir, { segmentSizeBytes: 4096 });
+    expect(plain(opened.entries)).toEqual(plain([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1, big), entry(5, 1)]));
+    expect(opened.hardState).toEqual(hardState(1, 1n, 5));
+    await opened.wal.close();
+  });
+
+  it('mayBlock never blocks when maxBlockingSyncMs is 0 (or the disk has been slow)', async () => {
+    const fsyncs: number[] = [];
+    const wal = await Wal.create(dir, METADATA, { onFsync: (s) => fsyncs.push(s), maxBlockingSyncMs: 0 });
+    fsyncs.length = 0;
+    const saving = wal.save(hardState(1, 1n, 1), [entry(1, 1)], { mayBlock: true });
+    expect(fsyncs.length).toBe(0);
+    await saving;
+    expect(fsyncs.length).toBe(1);
+    await wal.close();
+    // A "disk" slower than the limit: the first save (no history yet) blocks, later ones do not.
+    const slowDir = path.join(root, 'slow');
+    const slow = await Wal.create(slowDir, METADATA, { onFsync: (s) => fsyncs.push(s), maxBlockingSyncMs: 1e-9 });
+    fsyncs.length = 0;
+    const firstSave = slow.save(hardState(1, 1n, 1), [entry(1, 1)], { mayBlock: true });
+    expect(fsyncs.length).toBe(1);
+    await firstSave;
+    const secondSave = slow.save(hardState(1, 1n, 2), [entry(2, 1)], { mayBlock: true });
+    expect(fsyncs.length).toBe(1);
+    await secondSave;
+    expect(fsyncs.length).toBe(2);
+    await slow.close();
+    await expect(Wal.create(path.join(root, 'other'), METADATA, { maxBlockingSyncMs: -1 })).rejects.toThrow(/maxBlockingSyncMs/);
+  });
+
   it('a rejected save does not disturb queued ones', async () => {
     const wal = await Wal.create(dir, METADATA);
     const results = await Promise.allSettled([
