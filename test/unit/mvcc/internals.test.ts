@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { KeyIndex, located } from '../../../src/mvcc/key_index.js';
 import { decodeKeyValue, encodeKeyValue, encodeTombstone, makeKeyValue } from '../../../src/mvcc/kv_codec.js';
 import { isTombstoneKey, revMainOf, revSubOf, revToBytes } from '../../../src/mvcc/revision.js';
-import { KeyTree } from '../../../src/mvcc/tree.js';
+import { compareKeys, KeyTree } from '../../../src/mvcc/tree.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
 
@@ -162,6 +162,62 @@ describe('KeyTree', () => {
         },
       ),
       { numRuns: 40 },
+    );
+  });
+
+  it('compareKeys orders exactly like Buffer.compare, short keys and long common prefixes alike', () => {
+    const prefix = Buffer.from('/registry/pods/default/');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), fc.nat(2), (x, y, shared) => {
+        const p = prefix.subarray(0, shared * 12);
+        const a = Buffer.concat([p, x]);
+        const c = Buffer.concat([p, y]);
+        expect(Math.sign(compareKeys(a, c))).toBe(Buffer.compare(a, c));
+        expect(compareKeys(a, Buffer.from(a))).toBe(0);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('stays a sorted map when inserts follow lookups of the same or of other keys (the remembered slot)', () => {
+    const keyArb = fc.oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 2 }),
+      fc.uint8Array({ minLength: 1, maxLength: 2 }).map((t) => new Uint8Array([...Buffer.from('a-long-shared-prefix-'), ...t])),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom('get', 'put', 'putOther', 'delete'), keyArb, keyArb), { maxLength: 2500 }), (ops) => {
+        const tree = new KeyTree();
+        const model = new Map<string, Buffer>();
+        const insert = (key: Buffer) => {
+          if (model.has(key.toString('hex'))) return;
+          tree.insert(new KeyIndex(Buffer.from(key)));
+          model.set(key.toString('hex'), key);
+        };
+        for (const [op, raw, other] of ops) {
+          const key = Buffer.from(raw);
+          if (op === 'get') expect(tree.get(key)?.key).toEqual(model.get(key.toString('hex')));
+          else if (op === 'put') {
+            // the MVCC pattern: a lookup, then the insert of that key
+            if (tree.get(key) === undefined) insert(key);
+          } else if (op === 'putOther') {
+            tree.get(key); // a miss (or hit) for one key, then an insert of another
+            insert(Buffer.from(other));
+          } else expect(tree.delete(key)).toBe(model.delete(key.toString('hex')));
+        }
+        const sorted = [...model.values()].sort(Buffer.compare);
+        const seen: Buffer[] = [];
+        const cur = tree.cursor();
+        for (let ki = cur.first(); ki; ki = cur.next()) seen.push(ki.key);
+        expect(seen).toEqual(sorted);
+        expect(() => {
+          const any = sorted[0];
+          if (any) {
+            tree.get(Buffer.from([0]));
+            tree.insert(new KeyIndex(Buffer.from(any)));
+          } else throw new Error('duplicate key inserted into index');
+        }).toThrow(/duplicate key/);
+      }),
+      { numRuns: 60 },
     );
   });
 
