@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { root, type Msg } from '../server/pb.js';
-import type { ServerMetrics } from '../server/metrics.js';
+import { counterCell, type ServerMetrics } from '../server/metrics.js';
 import { toRpcError } from './errors.js';
 
 // gRPC service definitions built straight from the protobufjs reflection of our .proto
@@ -56,10 +56,10 @@ type UnaryFn = (req: Msg, call: grpc.ServerUnaryCall<Msg, Msg>) => Msg | Promise
 /** Wraps a unary handler: metrics, promise -> callback, internal error -> etcd's gRPC status. */
 export function unary(metrics: ServerMetrics, service: string, method: string, fn: UnaryFn): grpc.handleUnaryCall<Msg, Msg> {
   const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
-  const started = metrics.grpcStarted.labels(labels);
-  const received = metrics.grpcMsgReceived.labels(labels);
-  const sent = metrics.grpcMsgSent.labels(labels);
-  const ok = metrics.grpcHandled.labels({ ...labels, grpc_code: 'OK' });
+  const started = counterCell(metrics.grpcStarted, labels);
+  const received = counterCell(metrics.grpcMsgReceived, labels);
+  const sent = counterCell(metrics.grpcMsgSent, labels);
+  const ok = counterCell(metrics.grpcHandled, { ...labels, grpc_code: 'OK' });
   return (call, callback) => {
     started.inc();
     received.inc();

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EtcdServer } from '../server/server.js';
 import { RequestKind } from '../server/request.js';
 import type { Msg } from '../server/pb.js';
+import { counterCell } from '../server/metrics.js';
 import { serviceDefinition, unary, RAW } from './grpc.js';
 import { Errors } from '../server/errors.js';
 import { validateDeleteRange, validatePut, validateRange, validateTxn, isTxnReadOnly } from '../mvcc/validate.js';
@@ -21,6 +22,10 @@ function isTxnSerializable(t: TxnRequest): boolean {
 
 export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation } {
   const m = server.metrics;
+  const rangeTotal = counterCell(m.rangeTotal);
+  const putTotal = counterCell(m.putTotal);
+  const deleteTotal = counterCell(m.deleteTotal);
+  const txnTotal = counterCell(m.txnTotal);
   const sm = server.stateMachine;
   const maxBytes = server.cfg.maxRequestBytes;
   const maxTxnOps = server.cfg.maxTxnOps;
@@ -42,7 +47,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
     if (!r.serializable) notOnLearner();
     await auth.check(call, { op: 'range', key: r.key, rangeEnd: r.rangeEnd });
     if (!r.serializable) await server.linearizableRead();
-    m.rangeTotal.inc();
+    rangeTotal.inc();
     return sm.range(r);
   }
 
@@ -54,7 +59,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
     const raw = rawOf(req);
     sm.checkQuota(raw.length);
     const res = (await server.propose(RequestKind.Put, raw, r)) as Msg;
-    m.putTotal.inc();
+    putTotal.inc();
     return res;
   }
 
@@ -64,7 +69,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
     notOnLearner();
     await auth.check(call, { op: 'deleteRange', key: r.key, rangeEnd: r.rangeEnd, prevKv: r.prevKv });
     const res = (await server.propose(RequestKind.DeleteRange, rawOf(req), r)) as Msg;
-    m.deleteTotal.inc();
+    deleteTotal.inc();
     return res;
   }
 
@@ -73,7 +78,7 @@ export function kvService(server: EtcdServer, auth: AuthGate): { def: grpc.Servi
     validateTxn(t, maxTxnOps);
     notOnLearner();
     await auth.check(call, { op: 'txn', txn: t });
-    m.txnTotal.inc();
+    txnTotal.inc();
     if (isTxnReadOnly(t)) {
       // A read-only txn needs no consensus round, like a Range (etcd does the same).
       if (!isTxnSerializable(t)) await server.linearizableRead();

@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import { Errors, ServerError } from './errors.js';
 import { computeMemberId, idToHex } from './ids.js';
 import { bootstrapMembers, ConfigError, decodeMember, encodeMember, Membership, type InitialMember, type Member } from './membership.js';
-import type { ServerMetrics } from './metrics.js';
+import { counterCell, gaugeFrom, type ServerMetrics } from './metrics.js';
 import { decodeHeader, decodePayload, encodePayload, encodeRequest, payloadOf, RequestIdGenerator, RequestKind } from './request.js';
 import { NoopTransport, type Transport } from './transport.js';
 import { AppliedIndexWaits, ProposalWaits } from './wait.js';
@@ -289,10 +289,11 @@ export class EtcdServer {
   }
 
   private static walOptions(logger: Logger, metrics: ServerMetrics) {
+    const writtenBytes = counterCell(metrics.walWriteBytes);
     return {
       logger,
       onFsync: (seconds: number) => metrics.walFsyncSeconds.observe(seconds),
-      onWriteBytes: (n: number) => metrics.walWriteBytes.inc(n),
+      onWriteBytes: (n: number) => writtenBytes.inc(n),
     };
   }
 
@@ -302,6 +303,10 @@ export class EtcdServer {
     m.serverVersion.set({ server_version: this.cfg.etcdVersion }, 1);
     m.clusterVersion.set({ cluster_version: this.cfg.etcdVersion.split('.').slice(0, 2).join('.') }, 1);
     m.quotaBackendBytes.set(this.cfg.quotaBackendBytes);
+    // Read at scrape time rather than pushed on every proposal and batch.
+    gaugeFrom(m.proposalsPending, () => this.waits.size);
+    gaugeFrom(m.proposalsCommitted, () => this.committedIndex);
+    gaugeFrom(m.proposalsApplied, () => this.appliedIndex);
     for (const member of this.membership.list()) {
       if (member.id !== this.memberId) this.transport.addPeer(member.id, member.peerUrls);
     }
@@ -403,7 +408,6 @@ export class EtcdServer {
     const data = encodeRequest(kind, id, payload);
     const promise = this.waits.register<unknown>(id, Date.now() + this.requestTimeoutMs);
     if (decoded !== undefined) this.localDecoded.set(id, decoded);
-    this.metrics.proposalsPending.inc();
     this.submit(id, data);
     return promise;
   }
@@ -725,7 +729,6 @@ export class EtcdServer {
       this.storage.setHardState(rd.hardState);
       if (rd.hardState.term !== this.currentTerm) this.currentTerm = rd.hardState.term;
       this.committedIndex = Math.max(this.committedIndex, rd.hardState.commit);
-      this.metrics.proposalsCommitted.set(this.committedIndex);
     }
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (!leader && rd.messages.length > 0) this.transport.send(rd.messages);
@@ -775,8 +778,6 @@ export class EtcdServer {
       this.node.campaign();
       this.scheduleReady();
     }
-    this.metrics.proposalsApplied.set(this.appliedIndex);
-    this.metrics.proposalsPending.set(this.waits.size);
     this.appliedWaits.trigger(this.appliedIndex);
     if (this.appliedIndex - this.snapshotIndex >= this.cfg.snapshotCount) await this.snapshot();
   }
