@@ -779,7 +779,14 @@ export class EtcdServer {
       this.scheduleReady();
     }
     this.appliedWaits.trigger(this.appliedIndex);
-    if (this.appliedIndex - this.snapshotIndex >= this.cfg.snapshotCount) await this.snapshot();
+    if (this.appliedIndex - this.snapshotIndex >= this.cfg.snapshotCount && !this.snapshotting) {
+      // Off the apply path: the backend commit a snapshot needs must not stall every apply
+      // (and so every client response) behind it.
+      this.snapshotting = true;
+      this.snapshot()
+        .catch((e: Error) => this.logger.warn('snapshot failed; will retry', { error: e.message }))
+        .finally(() => (this.snapshotting = false));
+    }
   }
 
   private applyNormal(e: Entry): void | Promise<void> {
@@ -920,12 +927,18 @@ export class EtcdServer {
    * Raft snapshot: the backend already holds the state; once it is committed to disk the
    * WAL before this index is no longer needed for local recovery.
    */
+  private snapshotting = false;
+
   private async snapshot(): Promise<void> {
+    // Everything applied up to `index` is in the backend's pending batch now; the commit
+    // below makes it durable (it may include later applies too: consistentIndex >= index).
     const index = this.appliedIndex;
-    await this.stateMachine.forceCommit();
     const term = this.storage.term(index);
-    const meta = { index, term, confState: this.confState };
-    this.storage.createSnapshot(index, this.confState, new Uint8Array());
+    const confState = this.confState;
+    await this.stateMachine.forceCommit();
+    if (index <= this.snapshotIndex) return; // a snapshot from the leader got there first
+    const meta = { index, term, confState };
+    this.storage.createSnapshot(index, confState, new Uint8Array());
     await this.wal.saveSnapshot(meta);
     const compactTo = index - this.cfg.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
