@@ -120,7 +120,7 @@ describe('reconfiguration through a follower', () => {
     const follower = rows.find((r) => r[4] === 'false')![0]!;
     const port = 1; // never started: the member stays unstarted
     const added = await eventually(() => ctlOk(follower, ['member', 'add', 'extra', `--peer-urls=http://127.0.0.1:${port}`, '--learner']), 10_000, 500);
-    const id = /Member ([0-9a-f]+) added/.exec(added)![1]!;
+    const id = /Member\s+([0-9a-f]+) added/.exec(added)![1]!;
     expect(await ctlOk(follower, ['member', 'list'])).toContain(`${id}, unstarted`);
     await ctlOk(follower, ['member', 'remove', id]);
     expect(await ctlOk(follower, ['member', 'list'])).not.toContain(id);

@@ -16,7 +16,7 @@ describe('learners', () => {
     const ep1 = `http://127.0.0.1:${b.clientPort}`;
     await ctlOk(ep0, ['put', 'seed', 'x']);
     const added = await ctlOk(ep0, ['member', 'add', 'infra1', `--peer-urls=http://127.0.0.1:${b.peerPort}`, '--learner']);
-    const idHex = /Member ([0-9a-f]+) added/.exec(added)![1]!;
+    const idHex = /Member\s+([0-9a-f]+) added/.exec(added)![1]!;
     expect(await ctlOk(ep0, ['member', 'list'])).toMatch(new RegExp(`${idHex}, unstarted, , http://127.0.0.1:${b.peerPort}, , true`));
     const m1 = new Member(b, memberArgs(b, initialClusterOf(specs), 'existing')).start();
     await eventually(async () => expect(await ctlOk(ep1, ['get', 'seed', '--consistency=s', '--print-value-only'])).toBe('x\n'));
