@@ -30,6 +30,59 @@ const GRPC_MESSAGE_HEADER_BYTES = 5;
 /** grpc-js's default receive limit, used when the server was created without one. */
 const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Sending the OK trailers without Node's extra event-loop turn.
+ *
+ * Node's sendTrailers() submits the trailing HEADERS frame from a setImmediate, so it leaves
+ * in a second socket write one loop turn after the HEADERS+DATA write: the client waits for
+ * that turn, and the server pays a timer, a header conversion and a write syscall per call
+ * (raw node:http2 unary at 1 client: ~2.0k -> ~2.5k calls/s when submitted at once). From
+ * 'wantTrailers' (raised while nghttp2 reads the last DATA chunk) the trailers can be
+ * submitted right away: nghttp2 documents submitting trailers from the data read callback
+ * as the way to send them after DATA. This reaches into Node's http2 internals (the stream's
+ * native handle and state flags), so it is enabled only on the Node major it was checked
+ * against and only when those internals are found; otherwise sendTrailers() is used.
+ */
+const DIRECT_TRAILERS_NODE_MAJOR = 20;
+/** Node's STREAM_FLAGS_HAS_TRAILERS (lib/internal/http2/core.js). */
+const STREAM_FLAGS_HAS_TRAILERS = 0x20;
+/** grpc-status: 0, grpc-message: OK in Node's internal header-list form: name NUL value NUL flags. */
+const OK_TRAILERS_LIST: [string, number] = ['grpc-status\u00000\u0000\u0000grpc-message\u0000OK\u0000\u0000', 2];
+
+interface StreamInternals {
+  handle: symbol;
+  state: symbol;
+}
+let streamInternals: StreamInternals | null | undefined;
+
+function findStreamInternals(stream: http2.ServerHttp2Stream): StreamInternals | null {
+  if (Number(process.versions.node.split('.')[0]) !== DIRECT_TRAILERS_NODE_MAJOR) return null;
+  const symbols = Object.getOwnPropertySymbols(stream);
+  const handle = symbols.find((s) => s.description === 'kHandle');
+  const state = symbols.find((s) => s.description === 'state');
+  return handle && state ? { handle, state } : null;
+}
+
+/** Whether OK trailers go out without Node's deferral (undefined until the first call was answered). */
+export function directTrailersInUse(): boolean | undefined {
+  return streamInternals === undefined ? undefined : streamInternals !== null;
+}
+
+/** Submits `grpc-status: 0` trailers on the nghttp2 stack; false if that is not possible here. */
+function submitOkTrailersNow(stream: http2.ServerHttp2Stream): boolean {
+  if (streamInternals === undefined) streamInternals = findStreamInternals(stream);
+  if (streamInternals === null || stream.destroyed) return false;
+  const fields = stream as unknown as Record<symbol, unknown>;
+  const handle = fields[streamInternals.handle] as { trailers?: (list: [string, number]) => number } | undefined;
+  const state = fields[streamInternals.state] as { flags?: unknown } | undefined;
+  if (typeof handle?.trailers !== 'function' || typeof state?.flags !== 'number') return false;
+  // What Node's finishSendTrailers() does, minus the deferral.
+  state.flags &= ~STREAM_FLAGS_HAS_TRAILERS;
+  const ret = handle.trailers(OK_TRAILERS_LIST);
+  if (ret < 0) stream.destroy(new Error(`http2: submitting trailers failed (nghttp2 error ${ret})`));
+  return true;
+}
+
 /** Response headers, byte for byte what grpc-js sends for a unary call. */
 const RESPONSE_HEADERS = {
   ':status': 200,
@@ -205,8 +258,14 @@ function serveUnary(handler: RegisteredHandler, stream: http2.ServerHttp2Stream,
     answered = true;
     if (stream.destroyed || stream.closed) return;
     stream.respond(RESPONSE_HEADERS, WITH_TRAILERS);
-    const trailers = trailer ? { ...OK_TRAILERS, ...trailer.toHttp2Headers() } : OK_TRAILERS;
-    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+    if (trailer) {
+      const trailers = { ...OK_TRAILERS, ...trailer.toHttp2Headers() };
+      stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+    } else {
+      stream.once('wantTrailers', () => {
+        if (!submitOkTrailersNow(stream)) stream.sendTrailers(OK_TRAILERS);
+      });
+    }
     stream.end(framed);
   };
 
