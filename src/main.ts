@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import v8 from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
 import {
   parseConfig, ConfigError, usageText, isDataDirInitialized, verifyBootstrap, bootstrapInputOf, type EtcdConfig, type ParseResult,
@@ -151,7 +152,16 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
   };
 }
 
+/** A quarter of V8's default (67584 bytes of bytecode); see main(). */
+const V8_INTERRUPT_BUDGET = 16384;
+
 export async function main(argv: string[]): Promise<void> {
+  // V8 optimizes a function once it has used up an "interrupt budget" of executed bytecode.
+  // A quarter of the default budget gets the request path optimized after a few hundred
+  // requests instead of a few thousand: a freshly started member reaches its steady speed
+  // sooner (1 client puts right after start: ~1.12k -> ~1.29k/s); steady state is unchanged.
+  // Set before any request-path function has run, so they all get the smaller budget.
+  v8.setFlagsFromString(`--interrupt-budget=${V8_INTERRUPT_BUDGET}`);
   if (argv[0] === 'tls') {
     // `tsetcd tls init|check`: certificates, not a member.
     process.exitCode = await runTlsCommand(argv.slice(1), { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
