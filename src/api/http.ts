@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type { EtcdServer } from '../server/server.js';
 import { NONE } from '../raft/types.js';
+import { etcdClusterVersion } from '../cli/config.js';
 
 // The HTTP/1.1 side of the client port (and of --listen-metrics-urls): /metrics, /health,
 // /livez, /readyz, /version. Other paths are handed to `fallback` (the /v3 JSON gateway).
@@ -94,7 +95,7 @@ export function httpHandler(deps: HttpDeps): http.RequestListener {
       server.metrics.metricsText().then((text) => send(res, 200, server.metrics.contentType, text), fail);
     } else if (p === '/version') {
       const v = server.cfg.etcdVersion;
-      send(res, 200, 'application/json', JSON.stringify({ etcdserver: v, etcdcluster: v.split('.').slice(0, 2).join('.') + '.0', storage: v.split('.').slice(0, 2).join('.') + '.0' }));
+      send(res, 200, 'application/json', JSON.stringify({ etcdserver: v, etcdcluster: etcdClusterVersion(v), storage: etcdClusterVersion(v) }));
     } else if (p === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       health(url).then((h) => {
         (h.ok ? server.metrics.healthSuccess : server.metrics.healthFailures).inc();

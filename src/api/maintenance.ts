@@ -6,6 +6,7 @@ import { big, toLong, type Msg } from '../server/pb.js';
 import { Errors } from '../server/errors.js';
 import { serviceDefinition, unary, RAW, grpcError, unimplemented } from './grpc.js';
 import type { AuthGate, AuthCall } from '../auth/gate.js';
+import { etcdClusterVersion } from '../cli/config.js';
 
 // Maintenance service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader, Snapshot.
 
@@ -28,7 +29,7 @@ export function maintenanceService(server: EtcdServer, auth: AuthGate): { def: g
       errors: server.fatal ? [server.fatal.message] : sm.alarms().map((a) => `memberID:${a.memberId.toString()} alarm:${a.alarmName}`),
       dbSizeInUse: sizes.inUseBytes,
       isLearner: server.isLearner,
-      storageVersion: v.split('.').slice(0, 2).join('.') + '.0',
+      storageVersion: etcdClusterVersion(v),
       dbSizeQuota: server.cfg.quotaBackendBytes,
     };
   }

@@ -7,6 +7,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { TlsSide } from '../api/tls-config.js';
 import { HEADER_CLUSTER_ID, HEADER_FROM, STREAM_PROTOCOL, StreamDecoder, type PeerTransport } from './transport.js';
+import { etcdClusterVersion } from '../cli/config.js';
 
 // The peer port (2380). Members exchange Raft messages here (POST /raft); operators and
 // joining members ask it who is in the cluster (/members) and what it runs (/version).
@@ -93,7 +94,7 @@ export function peerApp(server: EtcdServer, transport: PeerTransport | undefined
 
   app.get('/version', async () => {
     const v = server.cfg.etcdVersion;
-    return { etcdserver: v, etcdcluster: v.split('.').slice(0, 2).join('.') + '.0' };
+    return { etcdserver: v, etcdcluster: etcdClusterVersion(v) };
   });
 
   app.get('/members', async (_req, reply) => {

@@ -22,6 +22,7 @@ import { forceNewClusterLog } from './force-new-cluster.js';
 import { Compactor, type CompactorConfig } from './compactor.js';
 import { internalFromPb } from './convert.js';
 import { toLong, type Msg } from './pb.js';
+import { etcdApiVersion } from '../cli/config.js';
 
 export interface ServerConfig {
   name: string;
@@ -301,7 +302,7 @@ export class EtcdServer {
     const m = this.metrics;
     m.serverId.set({ server_id: idToHex(this.memberId) }, 1);
     m.serverVersion.set({ server_version: this.cfg.etcdVersion }, 1);
-    m.clusterVersion.set({ cluster_version: this.cfg.etcdVersion.split('.').slice(0, 2).join('.') }, 1);
+    m.clusterVersion.set({ cluster_version: etcdApiVersion(this.cfg.etcdVersion) }, 1);
     m.quotaBackendBytes.set(this.cfg.quotaBackendBytes);
     // Read at scrape time rather than pushed on every proposal and batch.
     gaugeFrom(m.proposalsPending, () => this.waits.size);
