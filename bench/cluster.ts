@@ -29,9 +29,14 @@ export function etcdBinary(binaryPath: string = ETCD_DEFAULT_PATH): ServerBinary
   return fs.existsSync(binaryPath) ? { name: 'etcd', command: binaryPath, prefixArgs: [] } : undefined;
 }
 
-/** tsetcd runs as `node <script>`; the script defaults to <repo>/bin/tsetcd.js. */
+/**
+ * tsetcd runs as `node <script>`; the script defaults to <repo>/bin/tsetcd.js.
+ * TSETCD_BENCH_NODE_ARGS adds node flags (space-separated), e.g. to profile the members:
+ * `TSETCD_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` (Node refuses those in NODE_OPTIONS).
+ */
 export function tsetcdBinary(repoRoot: string, scriptPath: string = path.join(repoRoot, 'bin', 'tsetcd.js')): ServerBinary | undefined {
-  return fs.existsSync(scriptPath) ? { name: 'tsetcd', command: process.execPath, prefixArgs: [scriptPath] } : undefined;
+  const nodeArgs = (process.env['TSETCD_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
+  return fs.existsSync(scriptPath) ? { name: 'tsetcd', command: process.execPath, prefixArgs: [...nodeArgs, scriptPath] } : undefined;
 }
 
 /** First line of `<binary> --version`, or undefined if the binary does not run. */

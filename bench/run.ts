@@ -294,12 +294,13 @@ function resolveTargets(opts: SuiteOptions, repoRoot: string): TargetInfo[] {
 /** Untimed traffic so both the client's JIT and the server are warm, plus the range key. */
 async function warmUp(cluster: LocalCluster, leader: string, proto: LoadedProto, opts: SuiteOptions): Promise<void> {
   await callOnce(proto, leader, 'KV', 'Put', { key: Buffer.from(RANGE_KEY), value: Buffer.alloc(VALUE_BYTES, 0x61) }, 10_000, opts.transport);
-  const base: LoadOptions = { endpoints: [leader], conns: 4, clients: 16, total: opts.quick ? 500 : 2000, maxSeconds: 5, transport: opts.transport };
-  await runWorkload(
-    { kind: 'put', keySizeBytes: KEY_BYTES, valSizeBytes: VALUE_BYTES, keySpaceSize: 1000, sequentialKeys: true },
-    base,
-    proto,
-  );
+  // The same warm-up in quick and full runs, for both servers: a few seconds of one-at-a-time
+  // and concurrent puts, so that the first workload measures a steady state (a fresh Node.js
+  // member runs unoptimized code for its first thousands of requests; etcd needs no JIT).
+  const base: LoadOptions = { endpoints: [leader], conns: 4, clients: 16, total: 2000, maxSeconds: 5, transport: opts.transport };
+  const warmPut: WorkloadSpec = { kind: 'put', keySizeBytes: KEY_BYTES, valSizeBytes: VALUE_BYTES, keySpaceSize: 1000, sequentialKeys: true };
+  await runWorkload(warmPut, { ...base, conns: 1, clients: 1 }, proto);
+  await runWorkload(warmPut, base, proto);
   await runWorkload({ kind: 'range', key: RANGE_KEY, consistency: 'l' }, { ...base, endpoints: cluster.endpoints() }, proto);
 }
 

@@ -111,7 +111,7 @@ class PeerSender {
     if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, false);
   }
 
-  private flush(): void {
+  flush(): void {
     this.flushScheduled = false;
     const sock = this.socket;
     if (!sock || this.queue.length === 0) return;
@@ -299,6 +299,10 @@ export class PeerTransport implements Transport {
       const p = this.peers.get(m.to);
       if (p) p.enqueue(m);
     }
+  }
+
+  flush(): void {
+    for (const p of this.peers.values()) p.flush();
   }
 
   addPeer(id: NodeId, peerUrls: string[]): void {

@@ -75,6 +75,13 @@ export class Progress {
   probeSent = false;
   readonly inflights: Inflights;
   isLearner: boolean;
+  /** Highest commit index told to the peer (in an append or a heartbeat) this term. */
+  sentCommit = 0;
+  /**
+   * Last index of an entry the peer forwarded to us as a proposal this term. The peer waits
+   * to apply it before answering its client, so it is told that commit without delay.
+   */
+  proposedIndex = 0;
 
   constructor(next: number, maxInflightMsgs: number, isLearner: boolean) {
     this.next = next;
@@ -95,6 +102,8 @@ export class Progress {
     this.match = 0;
     this.next = next;
     this.recentActive = false;
+    this.sentCommit = 0;
+    this.proposedIndex = 0;
   }
 
   becomeProbe(): void {

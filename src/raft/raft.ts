@@ -40,6 +40,16 @@ export interface RaftConfig {
   maxUncommittedEntriesBytes?: number;
   /** Cap on committed entry bytes per Ready. Default maxSizePerMsgBytes. */
   maxCommittedSizePerReadyBytes?: number;
+  /**
+   * When the leader's commit index advances, tell followers with the next append (or
+   * heartbeat) instead of sending each an empty append at once, except a follower that
+   * proposed a newly committed entry: it is told immediately. The application calls
+   * broadcastCommit() a short while after hasPendingCommitBroadcast() turns true, so an
+   * idle cluster still spreads the commit. With one request per Raft round this halves the
+   * messages per write (no empty append and no reply to it). Default false (etcd-io/raft's
+   * behaviour: broadcast at once).
+   */
+  deferCommitBroadcast?: boolean;
   /** Uniform random number in [0, 1); used for the randomized election timeout. */
   random: () => number;
   logger?: RaftLogger;
@@ -92,6 +102,9 @@ export class Raft {
   readonly preVote: boolean;
   readonly maxMsgSizeBytes: number;
   readonly maxUncommittedSizeBytes: number;
+  readonly deferCommitBroadcast: boolean;
+  /** A follower may not know the current commit index yet (see deferCommitBroadcast). */
+  private commitBroadcastPending = false;
 
   private readOnly = new ReadOnlyQueue();
   /** ReadIndex requests received before this leader committed an entry of its own term. */
@@ -118,6 +131,7 @@ export class Raft {
     this.preVote = cfg.preVote ?? true;
     this.maxMsgSizeBytes = cfg.maxSizePerMsgBytes ?? 1024 * 1024;
     this.maxUncommittedSizeBytes = cfg.maxUncommittedEntriesBytes ?? 0;
+    this.deferCommitBroadcast = cfg.deferCommitBroadcast ?? false;
     this.random = cfg.random;
     this.logger = cfg.logger ?? NOOP_LOGGER;
     this.raftLog = new RaftLog(cfg.storage, cfg.maxCommittedSizePerReadyBytes ?? this.maxMsgSizeBytes);
@@ -237,6 +251,7 @@ export class Raft {
       entries: ents,
       commit: this.raftLog.committed,
     });
+    if (this.raftLog.committed > pr.sentCommit) pr.sentCommit = this.raftLog.committed;
     if (ents.length > 0) {
       const last = ents[ents.length - 1]!.index;
       switch (pr.state) {
@@ -294,6 +309,43 @@ export class Raft {
     }
   }
 
+  /** The commit index advanced: tell followers now, or (deferCommitBroadcast) when due. */
+  private announceCommit(previousCommit: number): void {
+    const confChangeCommitted = this.pendingConfIndex > previousCommit && this.pendingConfIndex <= this.raftLog.committed;
+    // A membership change is announced at once: a member it removes learns of it only from
+    // us, and only while it is still in our progress map (until we apply the change).
+    if (!this.deferCommitBroadcast || confChangeCommitted) {
+      this.bcastAppend();
+      return;
+    }
+    const committed = this.raftLog.committed;
+    let behind = false;
+    for (const [id, pr] of this.prs.progress) {
+      if (id === this.id) continue;
+      const waiting = pr.proposedIndex > pr.sentCommit && pr.proposedIndex <= committed;
+      if (waiting) this.sendAppend(id);
+      else if (this.maybeSendAppend(id, false)) this.pipelineAppends(id);
+      if (pr.sentCommit < committed) behind = true;
+    }
+    if (behind) this.commitBroadcastPending = true;
+  }
+
+  /** Followers may not know the current commit index yet: call broadcastCommit() soon. */
+  hasPendingCommitBroadcast(): boolean {
+    return this.commitBroadcastPending && this.state === StateType.Leader;
+  }
+
+  /** Sends an (empty, if need be) append to every follower not yet told the commit index. */
+  broadcastCommit(): void {
+    if (!this.commitBroadcastPending) return;
+    this.commitBroadcastPending = false;
+    if (this.state !== StateType.Leader) return;
+    const committed = this.raftLog.committed;
+    for (const [id, pr] of this.prs.progress) {
+      if (id !== this.id && pr.sentCommit < committed) this.sendAppend(id);
+    }
+  }
+
   /** Send the proposals appended since the last flush: one batch of appends per follower. */
   flushPendingAppends(): void {
     if (!this.appendsPending) return;
@@ -309,6 +361,7 @@ export class Raft {
     const pr = this.prs.progress.get(to)!;
     // Never tell a follower to commit beyond what it is known to hold: its log might still differ.
     const commit = Math.min(pr.match, this.raftLog.committed);
+    if (commit > pr.sentCommit) pr.sentCommit = commit;
     this.send({ to, type: MessageType.Heartbeat, commit, ...(ctx !== undefined ? { context: ctx } : {}) });
   }
 
@@ -398,6 +451,7 @@ export class Raft {
     this.readOnly = new ReadOnlyQueue();
     this.pendingReadIndexMessages = [];
     this.appendsPending = false;
+    this.commitBroadcastPending = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -684,6 +738,10 @@ export class Raft {
     if (!this.appendEntry(entries)) throw new ErrProposalDropped('uncommitted entry size limit exceeded');
     if (confIndex !== 0) this.pendingConfIndex = confIndex;
     this.appendsPending = true;
+    if (m.from !== this.id && m.from !== NONE) {
+      const proposer = this.prs.progress.get(m.from);
+      if (proposer) proposer.proposedIndex = this.raftLog.lastIndex();
+    }
   }
 
   private leaderReadIndex(m: Message): void {
@@ -752,8 +810,9 @@ export class Raft {
     } else if (pr.state === ProgressStateType.Replicate) {
       pr.inflights.freeLE(m.index);
     }
+    const previousCommit = this.raftLog.committed;
     if (this.maybeCommit()) {
-      this.bcastAppend(); // tells everyone the new commit index
+      this.announceCommit(previousCommit);
     } else if (wasPaused) {
       this.sendAppend(m.from);
     }

@@ -155,6 +155,16 @@ export class RawNode {
     this.raft.step(makeMessage({ type: MessageType.SnapStatus, from: id, reject: !ok }));
   }
 
+  /** See RaftConfig.deferCommitBroadcast: true when broadcastCommit() has work to do. */
+  hasPendingCommitBroadcast(): boolean {
+    return this.raft.hasPendingCommitBroadcast();
+  }
+
+  /** Tells every follower that does not know it yet the current commit index. */
+  broadcastCommit(): void {
+    this.raft.broadcastCommit();
+  }
+
   hasReady(): boolean {
     const r = this.raft;
     r.flushPendingAppends();

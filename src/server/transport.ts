@@ -8,6 +8,12 @@ import type { Message, NodeId } from '../raft/types.js';
  */
 export interface Transport {
   send(messages: Message[]): void;
+  /**
+   * Writes what send() queued now instead of at the end of the current microtask. The
+   * ready loop calls it before a WAL write that may block the thread (a synchronous
+   * fdatasync), so that followers persist in parallel with the leader, not after it.
+   */
+  flush(): void;
   addPeer(id: NodeId, peerUrls: string[]): void;
   removePeer(id: NodeId): void;
   updatePeer(id: NodeId, peerUrls: string[]): void;
@@ -23,6 +29,7 @@ export class NoopTransport implements Transport {
       throw new Error(`no transport for ${messages.length} raft messages (to ${messages[0]!.to.toString(16)})`);
     }
   }
+  flush(): void {}
   addPeer(): void {}
   removePeer(): void {}
   updatePeer(): void {}

@@ -19,6 +19,7 @@ export interface TestNodeOptions {
   maxSizePerMsgBytes?: number;
   maxInflightMsgs?: number;
   maxUncommittedEntriesBytes?: number;
+  deferCommitBroadcast?: boolean;
 }
 
 export class TestNode {
@@ -100,6 +101,7 @@ export class TestCluster {
         maxSizePerMsgBytes: this.opts.maxSizePerMsgBytes ?? 1024 * 1024,
         maxInflightMsgs: this.opts.maxInflightMsgs ?? 256,
         maxUncommittedEntriesBytes: this.opts.maxUncommittedEntriesBytes ?? 0,
+        deferCommitBroadcast: this.opts.deferCommitBroadcast ?? false,
         random: () => r.next(),
       },
       storage,

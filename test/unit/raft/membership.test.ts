@@ -58,6 +58,15 @@ describe('membership changes (single-step)', () => {
     expect(c.get(4n).appliedData()).toEqual(['before', 'stuck']);
   });
 
+  it('with deferCommitBroadcast, a removed member still hears that its removal committed', () => {
+    const c = new TestCluster([1n, 2n, 3n, 4n], { deferCommitBroadcast: true });
+    c.elect(1n);
+    c.proposeConfChange(1n, cc(ConfChangeType.RemoveNode, 4n));
+    expect(c.get(1n).raft.prs.progress.has(4n)).toBe(false);
+    // Without any broadcastCommit() or heartbeat, node 4 applied its own removal.
+    expect(c.get(4n).confState.voters).toEqual([1n, 2n, 3n]);
+  });
+
   it('removing a voter shrinks the quorum', () => {
     const c = new TestCluster([1n, 2n, 3n, 4n]);
     c.elect(1n);

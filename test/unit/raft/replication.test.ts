@@ -166,6 +166,43 @@ describe('log replication', () => {
     for (const n of c.nodes.values()) expect(n.appliedData()).toHaveLength(50);
   });
 
+  it('deferCommitBroadcast: no empty append per commit; the proposer hears at once, the rest on broadcastCommit()', () => {
+    const c = new TestCluster(ids, { deferCommitBroadcast: true });
+    c.elect(1n);
+    const leader = c.get(1n).node;
+    // A leader proposal: the commit rides on no empty append until broadcastCommit().
+    c.sent = [];
+    c.propose(1n, 'a');
+    expect(c.get(1n).appliedData()).toEqual(['a']);
+    const emptyApps = c.sent.filter((m) => m.type === MessageType.App && m.entries.length === 0);
+    expect(emptyApps).toHaveLength(0);
+    for (const id of [2n, 3n]) expect(c.get(id).appliedData()).toEqual([]);
+    expect(leader.hasPendingCommitBroadcast()).toBe(true);
+    // The next append carries the commit index along.
+    c.propose(1n, 'b');
+    for (const id of [2n, 3n]) expect(c.get(id).appliedData()).toEqual(['a']);
+    leader.broadcastCommit();
+    c.stabilize();
+    expect(leader.hasPendingCommitBroadcast()).toBe(false);
+    for (const id of [2n, 3n]) expect(c.get(id).appliedData()).toEqual(['a', 'b']);
+    // A follower's (forwarded) proposal: that follower learns the commit without waiting.
+    c.propose(2n, 'c');
+    expect(c.get(2n).appliedData()).toEqual(['a', 'b', 'c']);
+    expect(c.get(3n).appliedData()).toEqual(['a', 'b']);
+    leader.broadcastCommit();
+    c.stabilize();
+    expect(c.get(3n).appliedData()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('deferCommitBroadcast: a heartbeat also carries the commit index', () => {
+    const c = new TestCluster(ids, { deferCommitBroadcast: true, heartbeatTick: 1 });
+    c.elect(1n);
+    c.propose(1n, 'a');
+    expect(c.get(3n).appliedData()).toEqual([]);
+    c.tickAll(1);
+    expect(c.get(3n).appliedData()).toEqual(['a']);
+  });
+
   it('pipelines appends in replicate state, bounded by the inflight window', () => {
     const c = new TestCluster(ids, { maxInflightMsgs: 3, maxSizePerMsgBytes: 1 });
     c.elect(1n);

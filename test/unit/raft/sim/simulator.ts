@@ -164,6 +164,8 @@ export class Simulation {
   private readonly maxMembers: number;
   /** Probability that a Ready is persisted asynchronously (a few steps later). */
   private readonly asyncReadyRate: number;
+  /** Odd seeds run the leader with deferCommitBroadcast (as the server does). */
+  private readonly deferCommitBroadcast: boolean;
   private chaos = false;
 
   // invariant bookkeeping
@@ -201,6 +203,8 @@ export class Simulation {
     this.keepEntriesAfterSnapshot = this.rng.int(0, 10);
     this.maxMembers = opts.nodeCount + 2;
     this.asyncReadyRate = this.rng.pick([0, 0, 0.3]);
+    // From the seed, not the PRNG, so that even seeds replay exactly as before this option.
+    this.deferCommitBroadcast = opts.seed % 2 === 1;
     const ids: NodeId[] = [];
     for (let i = 1; i <= opts.nodeCount; i++) ids.push(BigInt(i));
     this.nextNodeId = BigInt(opts.nodeCount + 1);
@@ -210,7 +214,8 @@ export class Simulation {
     }
     this.trace(
       `config nodes=${opts.nodeCount} hb=${this.heartbeatTick} preVote=${this.preVote} checkQuorum=${this.checkQuorum} ` +
-        `inflight=${this.maxInflightMsgs} maxMsg=${this.maxSizePerMsgBytes} snapEvery=${this.snapshotIntervalEntries} asyncReady=${this.asyncReadyRate}`,
+        `inflight=${this.maxInflightMsgs} maxMsg=${this.maxSizePerMsgBytes} snapEvery=${this.snapshotIntervalEntries} asyncReady=${this.asyncReadyRate} ` +
+        `deferCommit=${this.deferCommitBroadcast}`,
     );
   }
 
@@ -264,6 +269,7 @@ export class Simulation {
       this.deliverDueMessages();
       if (chaos) this.injectEvents();
       else if (this.rng.chance(0.2)) this.proposeRandom();
+      if (this.deferCommitBroadcast) this.maybeBroadcastCommits();
       this.processAllReadies();
     }
   }
@@ -292,6 +298,7 @@ export class Simulation {
       checkQuorum: this.checkQuorum,
       maxInflightMsgs: this.maxInflightMsgs,
       maxSizePerMsgBytes: this.maxSizePerMsgBytes,
+      deferCommitBroadcast: this.deferCommitBroadcast,
       random: () => n.rng.next(),
       ...(this.opts.trace
         ? {
@@ -340,6 +347,13 @@ export class Simulation {
   }
 
   // ------------------------------------------------------------------ ready processing
+
+  /** Like the server's short timer: a deferred commit broadcast goes out a few steps later. */
+  private maybeBroadcastCommits(): void {
+    for (const n of this.nodes.values()) {
+      if (n.alive && n.raw!.hasPendingCommitBroadcast() && this.rng.chance(0.3)) n.raw!.broadcastCommit();
+    }
+  }
 
   private processAllReadies(): void {
     for (let round = 0; round < 100; round++) {
