@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
-import { encodeMessage, decodeMessage } from '../raft/codec.js';
+import { encodeMessageBatch, decodeMessage } from '../raft/codec.js';
 import { MessageType, type Message, type NodeId } from '../raft/types.js';
 import type { Transport } from '../server/transport.js';
 import type { Logger } from '../log/logger.js';
@@ -31,18 +31,7 @@ export const HEADER_FROM = 'x-server-from';
 export const HEADER_TO = 'x-server-to';
 export const HEADER_VERSION = 'x-server-version';
 
-export function encodeBatch(msgs: Message[]): Buffer {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (const m of msgs) {
-    const enc = encodeMessage(m);
-    const len = Buffer.allocUnsafe(4);
-    len.writeUInt32BE(enc.length);
-    parts.push(len, enc);
-    total += 4 + enc.length;
-  }
-  return Buffer.concat(parts, total);
-}
+const NO_BYTES = Buffer.alloc(0);
 
 export interface PeerTransportOptions {
   localId: NodeId;
@@ -123,7 +112,7 @@ class PeerSender {
     }
     const batch = this.queue;
     this.queue = [];
-    const body = encodeBatch(batch);
+    const body = encodeMessageBatch(batch);
     sock.write(body);
     this.t.opts.onSent?.(this.id, body.length);
     for (const m of batch) if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, true);
@@ -144,7 +133,7 @@ class PeerSender {
     this.snapshotInFlight = true;
     const url = new URL('/raft/snapshot', this.urls[this.urlIndex % this.urls.length]);
     const started = Date.now();
-    const head = encodeBatch([m]);
+    const head = encodeMessageBatch([m]);
     let sentBytes = head.length;
     const done = (ok: boolean, why?: string) => {
       if (!this.snapshotInFlight) return;
@@ -268,7 +257,7 @@ class PeerSender {
 
 /** Splits an inbound stream into Raft messages; one call per chunk returns every complete message. */
 export class StreamDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = NO_BYTES;
 
   push(chunk: Buffer): Message[] {
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -281,7 +270,7 @@ export class StreamDecoder {
       out.push(decodeMessage(buf.subarray(at + 4, at + 4 + len)));
       at += 4 + len;
     }
-    this.pending = at === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(at));
+    this.pending = at === buf.length ? NO_BYTES : Buffer.from(buf.subarray(at));
     return out;
   }
 }

@@ -86,6 +86,29 @@ export class BinaryWriter {
   finish(): Uint8Array {
     return this.buf.slice(0, this.pos);
   }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos;
+  }
+
+  /** Writes a u32 placeholder and returns its offset, for patchU32 once the value is known. */
+  reserveU32(): number {
+    this.ensure(4);
+    const at = this.pos;
+    this.pos += 4;
+    return at;
+  }
+
+  patchU32(at: number, v: number): void {
+    if (!Number.isInteger(v) || v < 0 || v >= TWO_POW_32) throw new CodecError(`u32 out of range: ${v}`);
+    this.view.setUint32(at, v);
+  }
+
+  /** The bytes written, as a view (no copy): the writer must not be used afterwards. */
+  finishView(): Buffer {
+    return Buffer.from(this.buf.buffer, this.buf.byteOffset, this.pos);
+  }
 }
 
 /** Bounds-checked reader over a byte array. */
@@ -346,6 +369,22 @@ function messageSizeHint(m: Message): number {
   if (m.snapshot) size += 64 + m.snapshot.data.byteLength;
   if (m.context) size += 4 + m.context.byteLength;
   return size;
+}
+
+/**
+ * Messages as one buffer of u32-length-prefixed encodings (the peer stream's framing),
+ * written in place: one allocation for the whole batch.
+ */
+export function encodeMessageBatch(msgs: readonly Message[]): Buffer {
+  let hint = 0;
+  for (const m of msgs) hint += 4 + messageSizeHint(m);
+  const w = new BinaryWriter(hint);
+  for (const m of msgs) {
+    const at = w.reserveU32();
+    writeMessage(w, m);
+    w.patchU32(at, w.length - at - 4);
+  }
+  return w.finishView();
 }
 
 export function encodeMessage(m: Message): Uint8Array {

@@ -242,12 +242,25 @@ export class ProgressTracker {
 
   /** Largest index replicated on a quorum of voters (0 when there are no voters). */
   committedIndex(): number {
-    const matches: number[] = [];
-    for (const pr of this.progress.values()) if (!pr.isLearner) matches.push(pr.match);
-    if (matches.length === 0) return 0;
-    matches.sort((a, b) => b - a);
-    return matches[Math.floor(matches.length / 2)]!;
+    // Runs on every append response: no allocation (V8's Array#sort copies the array) and
+    // an insertion sort, as there are a handful of voters.
+    const matches = this.matchScratch;
+    let n = 0;
+    for (const pr of this.progress.values()) {
+      if (pr.isLearner) continue;
+      const m = pr.match;
+      let i = n++;
+      while (i > 0 && matches[i - 1]! < m) {
+        matches[i] = matches[i - 1]!;
+        i--;
+      }
+      matches[i] = m;
+    }
+    if (n === 0) return 0;
+    return matches[Math.floor(n / 2)]!; // sorted descending: the quorum-th largest
   }
+
+  private readonly matchScratch: number[] = [];
 
   /** Whether a quorum of voters (counting `self` always) was recently active. */
   quorumActive(self: NodeId): boolean {

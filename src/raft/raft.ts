@@ -55,6 +55,17 @@ export interface RaftConfig {
   logger?: RaftLogger;
 }
 
+/**
+ * Context of an empty append that only carries the commit index to a follower the leader
+ * knows is up to date (deferCommitBroadcast). The follower applies it and does not answer:
+ * the answer would tell the leader nothing it does not know.
+ */
+export const COMMIT_ONLY_CONTEXT: Uint8Array = new TextEncoder().encode('commit');
+
+function isCommitOnly(ctx: Uint8Array | undefined): boolean {
+  return ctx !== undefined && ctx.byteLength === COMMIT_ONLY_CONTEXT.byteLength && ctx.every((b, i) => b === COMMIT_ONLY_CONTEXT[i]);
+}
+
 /** Context marking a vote request caused by leadership transfer: it overrides the leader lease. */
 export const CAMPAIGN_TRANSFER_CONTEXT: Uint8Array = new TextEncoder().encode('CampaignTransfer');
 
@@ -323,7 +334,7 @@ export class Raft {
     for (const [id, pr] of this.prs.progress) {
       if (id === this.id) continue;
       const waiting = pr.proposedIndex > pr.sentCommit && pr.proposedIndex <= committed;
-      if (waiting) this.sendAppend(id);
+      if (waiting) this.sendCommit(id);
       else if (this.maybeSendAppend(id, false)) this.pipelineAppends(id);
       if (pr.sentCommit < committed) behind = true;
     }
@@ -342,8 +353,32 @@ export class Raft {
     if (this.state !== StateType.Leader) return;
     const committed = this.raftLog.committed;
     for (const [id, pr] of this.prs.progress) {
-      if (id !== this.id && pr.sentCommit < committed) this.sendAppend(id);
+      if (id !== this.id && pr.sentCommit < committed) this.sendCommit(id);
     }
+  }
+
+  /**
+   * Tells `to` the commit index: with a commit-only append (no reply expected) when the
+   * follower is known to hold our whole log, else with a regular append.
+   */
+  private sendCommit(to: NodeId): void {
+    const pr = this.prs.progress.get(to);
+    if (!pr) return;
+    const last = this.raftLog.lastIndex();
+    if (pr.state !== ProgressStateType.Replicate || pr.match !== last || pr.next !== last + 1) {
+      this.sendAppend(to);
+      return;
+    }
+    let logTerm: number;
+    try {
+      logTerm = this.raftLog.term(last);
+    } catch {
+      this.sendAppend(to);
+      return;
+    }
+    const committed = this.raftLog.committed;
+    this.send({ to, type: MessageType.App, index: last, logTerm, entries: [], commit: committed, context: COMMIT_ONLY_CONTEXT });
+    if (committed > pr.sentCommit) pr.sentCommit = committed;
   }
 
   /** Send the proposals appended since the last flush: one batch of appends per follower. */
@@ -958,6 +993,7 @@ export class Raft {
     }
     const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
+      if (m.entries.length === 0 && isCommitOnly(m.context)) return; // the leader knows our match
       this.send({ to: m.from, type: MessageType.AppResp, index: lastNew });
       return;
     }

@@ -13,8 +13,10 @@ import {
   encodeEntry,
   encodeHardState,
   encodeMessage,
+  encodeMessageBatch,
   encodeSnapshot,
 } from '../../../src/raft/codec.js';
+import { StreamDecoder } from '../../../src/peer/transport.js';
 import type { Entry, Message, Snapshot } from '../../../src/raft/types.js';
 import { ConfChangeType, EntryType, MessageType } from '../../../src/raft/types.js';
 
@@ -154,6 +156,28 @@ describe('codec', () => {
     const huge = m.slice();
     new DataView(huge.buffer).setUint32(58, 0xffffffff); // absurd entry count
     expect(() => decodeMessage(huge)).toThrow(CodecError);
+  });
+
+  it('a message batch is length-prefixed encodings, decodable from any split of the stream', () => {
+    fc.assert(fc.property(fc.array(messageArb, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 4 }), (msgs, cuts) => {
+      const batch = encodeMessageBatch(msgs);
+      const expected = Buffer.concat(msgs.flatMap((m) => {
+        const enc = encodeMessage(m);
+        const len = Buffer.alloc(4);
+        len.writeUInt32BE(enc.length);
+        return [len, enc];
+      }));
+      expect(Buffer.compare(batch, expected)).toBe(0);
+      const points = [...new Set(cuts.map((c) => (batch.length === 0 ? 0 : c % batch.length)))].sort((a, b) => a - b);
+      const decoder = new StreamDecoder();
+      const out: Message[] = [];
+      let from = 0;
+      for (const p of [...points, batch.length]) {
+        out.push(...decoder.push(Buffer.from(batch.subarray(from, p))));
+        from = p;
+      }
+      expect(out.map((m) => Buffer.from(encodeMessage(m)).toString('hex'))).toEqual(msgs.map((m) => Buffer.from(encodeMessage(m)).toString('hex')));
+    }));
   });
 
   it('refuses to encode unsafe integers', () => {

@@ -181,10 +181,14 @@ describe('log replication', () => {
     // The next append carries the commit index along.
     c.propose(1n, 'b');
     for (const id of [2n, 3n]) expect(c.get(id).appliedData()).toEqual(['a']);
+    c.sent = [];
     leader.broadcastCommit();
     c.stabilize();
     expect(leader.hasPendingCommitBroadcast()).toBe(false);
     for (const id of [2n, 3n]) expect(c.get(id).appliedData()).toEqual(['a', 'b']);
+    // Followers known to hold the whole log get a commit-only append and do not answer it.
+    expect(c.sent.filter((m) => m.type === MessageType.App).map((m) => [m.to, m.entries.length])).toEqual([[2n, 0], [3n, 0]]);
+    expect(c.sent.filter((m) => m.type === MessageType.AppResp)).toHaveLength(0);
     // A follower's (forwarded) proposal: that follower learns the commit without waiting.
     c.propose(2n, 'c');
     expect(c.get(2n).appliedData()).toEqual(['a', 'b', 'c']);
