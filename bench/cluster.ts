@@ -35,8 +35,20 @@ export function etcdBinary(binaryPath: string = ETCD_DEFAULT_PATH): ServerBinary
  * `TSETCD_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` (Node refuses those in NODE_OPTIONS).
  */
 export function tsetcdBinary(repoRoot: string, scriptPath: string = path.join(repoRoot, 'bin', 'tsetcd.js')): ServerBinary | undefined {
+  if (!fs.existsSync(scriptPath)) return undefined;
   const nodeArgs = (process.env['TSETCD_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
-  return fs.existsSync(scriptPath) ? { name: 'tsetcd', command: process.execPath, prefixArgs: [...nodeArgs, scriptPath] } : undefined;
+  return { name: 'tsetcd', command: process.execPath, prefixArgs: [...nodeFlagsFromShebang(scriptPath), ...nodeArgs, scriptPath] };
+}
+
+/**
+ * The node flags in a script's `#!/usr/bin/env -S node <flags>` line: what running the
+ * script directly (as `tsetcd`) passes to node. Spawning `process.execPath` with them runs
+ * the same thing without depending on which `node` is on PATH.
+ */
+export function nodeFlagsFromShebang(scriptPath: string): string[] {
+  const first = fs.readFileSync(scriptPath, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env\s+-S\s+node\s+(.*)$/.exec(first.trim());
+  return m ? m[1]!.split(/\s+/).filter((a) => a !== '') : [];
 }
 
 /** First line of `<binary> --version`, or undefined if the binary does not run. */

@@ -1,5 +1,12 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // tsetcd: a drop-in replacement for etcd v3. Takes etcd's flags; see `tsetcd --help`.
+//
+// --single-threaded-gc: V8 collects garbage on this thread only, instead of also waking a
+// helper thread per core. etcd members usually share a few cores with their peers, clients
+// and the kernel's I/O; parallel GC bursts then take every core at once and delay everyone
+// (3 members + etcdctl check perf --load=m on 2 cores: 951 -> 977 writes/s, 5 runs each).
+// Run `node bin/tsetcd.js` to get V8's default. The bench and tests read the flags from
+// this line, so they run tsetcd as an operator does (see nodeFlagsFromShebang).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceDefinition } from '../../src/api/grpc.js';
 import {
-  clusterSpecs, ctlOk, etcdctl, eventually, freePort, initialClusterOf, Member, memberArgs, singleNode, sleep, stopAll, tempDir, tsetcdBin,
+  clusterSpecs, ctlOk, etcdctl, eventually, freePort, initialClusterOf, Member, memberArgs, singleNode, sleep, stopAll, tempDir, tsetcdNodeArgs,
 } from './harness.js';
 
 // Users, roles and permissions with the real etcdctl against tsetcd, checked against the
@@ -386,7 +386,7 @@ describe('client-certificate auth (--client-cert-auth): the CN is the user when 
 
   it('CN-named users get their roles; a token still wins; an unknown CN gets nothing', async () => {
     const certs = path.join(tempDir(), 'certs');
-    const init = spawnSync(process.execPath, [tsetcdBin, 'tls', 'init', '--out', certs, '--node', 'infra0=127.0.0.1',
+    const init = spawnSync(process.execPath, [...tsetcdNodeArgs, 'tls', 'init', '--out', certs, '--node', 'infra0=127.0.0.1',
       '--client', 'root', '--client', 'alice', '--client', 'stranger'], { encoding: 'utf8' });
     expect(init.status, init.stderr).toBe(0);
     const c = (f: string) => path.join(certs, f);

@@ -55,7 +55,7 @@ describe('the walkthrough: bootstrap two, grow to three, restart, lose the leade
     await members.get('infra2')!.waitHealthy();
     await eventually(async () => {
       const l = memberList(await ctlOk(ep(s0), ['member', 'list']));
-      expect(l.filter((r) => r[1] === 'started')).toHaveLength(3);
+      expect(l.filter((r) => r[1] === 'started'), `member list: ${JSON.stringify(l)}\n${logTails(members)}`).toHaveLength(3);
     });
     expect(await ctlOk(ep(s2), ['get', 'key1', '--print-value-only'])).toBe('vasya\n');
 
@@ -135,3 +135,8 @@ describe('the walkthrough: bootstrap two, grow to three, restart, lose the leade
     await ctlOk(others[0]!, ['put', 'after-remove', 'ok']);
   }, 180_000);
 });
+
+/** The end of every member's log, for a failure message. */
+function logTails(members: Map<string, Member>): string {
+  return [...members].map(([name, m]) => `--- ${name}\n${m.stderr.split('\n').slice(-25).join('\n')}`).join('\n');
+}

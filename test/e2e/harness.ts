@@ -4,12 +4,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeFlagsFromShebang } from '../../bench/cluster.js';
 
 // End-to-end harness: real tsetcd processes on 127.0.0.1 with free ports and temp data
 // dirs, driven by the real etcdctl. Everything started here is killed and removed by stopAll().
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const tsetcdBin = path.join(repoRoot, 'bin', 'tsetcd.js');
+/** `node` arguments that run tsetcd as its executable does (the flags on its #! line). */
+export const tsetcdNodeArgs: readonly string[] = [...nodeFlagsFromShebang(tsetcdBin), tsetcdBin];
 export const etcdctlBin = process.env.ETCDCTL_BIN ?? '/usr/bin/etcdctl';
 
 const started = new Set<Member>();
@@ -57,7 +60,7 @@ export class Member {
   start(): this {
     this.stderr = '';
     this.exitCode = null;
-    const proc = spawn(process.execPath, [tsetcdBin, ...this.args], {
+    const proc = spawn(process.execPath, [...tsetcdNodeArgs, ...this.args], {
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

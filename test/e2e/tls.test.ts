@@ -5,7 +5,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  clusterSpecs, etcdctl, eventually, freePort, Member, sleep, stopAll, tempDir, tsetcdBin, type CtlResult, type MemberSpec,
+  clusterSpecs, etcdctl, eventually, freePort, Member, sleep, stopAll, tempDir, tsetcdNodeArgs, type CtlResult, type MemberSpec,
 } from './harness.js';
 
 // The walkthrough's TLS cluster (seed-walkthrough.md §6), with certificates made by
@@ -18,7 +18,7 @@ afterAll(stopAll);
 
 function run(args: string[]): Promise<CtlResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [tsetcdBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [...tsetcdNodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
