@@ -78,9 +78,12 @@ export class Progress {
   /** Highest commit index told to the peer (in an append or a heartbeat) this term. */
   sentCommit = 0;
   /**
-   * Last index of an entry the peer forwarded to us as a proposal this term. The peer waits
-   * to apply it before answering its client, so it is told that commit without delay.
+   * Entries the peer forwarded to us as proposals this term: it waits to apply them before
+   * answering its clients, so it is told their commit without delay. `proposedFirst` is the
+   * lowest such index whose commit the peer was not told yet (0: none), `proposedIndex` the
+   * highest.
    */
+  proposedFirst = 0;
   proposedIndex = 0;
 
   constructor(next: number, maxInflightMsgs: number, isLearner: boolean) {
@@ -103,6 +106,7 @@ export class Progress {
     this.next = next;
     this.recentActive = false;
     this.sentCommit = 0;
+    this.proposedFirst = 0;
     this.proposedIndex = 0;
   }
 

@@ -333,9 +333,10 @@ export class Raft {
     let behind = false;
     for (const [id, pr] of this.prs.progress) {
       if (id === this.id) continue;
-      const waiting = pr.proposedIndex > pr.sentCommit && pr.proposedIndex <= committed;
+      const waiting = pr.proposedFirst !== 0 && pr.proposedFirst <= committed;
       if (waiting) this.sendCommit(id);
       else if (this.maybeSendAppend(id, false)) this.pipelineAppends(id);
+      if (waiting) this.noteProposerTold(pr, committed);
       if (pr.sentCommit < committed) behind = true;
     }
     if (behind) this.commitBroadcastPending = true;
@@ -353,8 +354,16 @@ export class Raft {
     if (this.state !== StateType.Leader) return;
     const committed = this.raftLog.committed;
     for (const [id, pr] of this.prs.progress) {
-      if (id !== this.id && pr.sentCommit < committed) this.sendCommit(id);
+      if (id === this.id || pr.sentCommit >= committed) continue;
+      this.sendCommit(id);
+      if (pr.proposedFirst !== 0 && pr.proposedFirst <= committed) this.noteProposerTold(pr, committed);
     }
+  }
+
+  /** Once a proposer was sent the commit of its proposals, only later ones (above it) wait. */
+  private noteProposerTold(pr: Progress, committed: number): void {
+    if (pr.sentCommit < pr.proposedFirst) return; // not sent (paused): try again next time
+    pr.proposedFirst = pr.proposedIndex > committed ? committed + 1 : 0;
   }
 
   /**
@@ -775,7 +784,11 @@ export class Raft {
     this.appendsPending = true;
     if (m.from !== this.id && m.from !== NONE) {
       const proposer = this.prs.progress.get(m.from);
-      if (proposer) proposer.proposedIndex = this.raftLog.lastIndex();
+      if (proposer) {
+        const last = this.raftLog.lastIndex();
+        if (proposer.proposedFirst === 0) proposer.proposedFirst = last - entries.length + 1;
+        proposer.proposedIndex = last;
+      }
     }
   }
 

@@ -1,3 +1,4 @@
+import { checkBootstrapSync } from '../cli/bootstrap.js';
 import { computeClusterId, computeMemberId, idToHex } from './ids.js';
 
 // The cluster's membership as the server sees it (the Raft ConfState only knows IDs).
@@ -30,17 +31,12 @@ export function decodeMember(buf: Uint8Array): Member {
   return { id: BigInt('0x' + o.id), name: o.name, peerUrls: o.peerUrls, clientUrls: o.clientUrls ?? [], isLearner: !!o.isLearner };
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
 /**
  * Members of a cluster being bootstrapped from --initial-cluster. IDs are derived from the
- * peer URLs and the token exactly as etcd does. Checks the identity rule from the
- * walkthrough: this node's entry must equal its --name and --initial-advertise-peer-urls.
+ * peer URLs and the token exactly as etcd does. The identity rule from the walkthrough (this
+ * node's entry must equal its --name and --initial-advertise-peer-urls, no URL listed twice)
+ * is the CLI's check, with etcd's messages; when only DNS could tell whether the URLs match,
+ * main() has already resolved them (verifyBootstrap) before the server starts.
  */
 export function bootstrapMembers(
   initialCluster: InitialMember[],
@@ -48,32 +44,11 @@ export function bootstrapMembers(
   localName: string,
   advertisePeerUrls: string[],
 ): { members: Member[]; localId: bigint; clusterId: bigint } {
+  checkBootstrapSync({ name: localName, initialCluster, initialAdvertisePeerUrls: advertisePeerUrls });
   const byName = new Map<string, string[]>();
   for (const m of initialCluster) byName.set(m.name, [...(byName.get(m.name) ?? []), ...m.peerUrls]);
-  const local = byName.get(localName);
-  if (!local) {
-    throw new ConfigError(
-      `couldn't find local name "${localName}" in the initial cluster configuration ` +
-        `(--initial-cluster=${initialCluster.map((m) => m.peerUrls.map((u) => `${m.name}=${u}`).join(',')).join(',')}); ` +
-        `--name must be one of the names in --initial-cluster`,
-    );
-  }
-  const sortedLocal = [...local].sort().join(',');
-  const sortedAdvertise = [...advertisePeerUrls].sort().join(',');
-  if (sortedLocal !== sortedAdvertise) {
-    throw new ConfigError(
-      `--initial-cluster has ${localName}=${sortedLocal} but --initial-advertise-peer-urls=${sortedAdvertise}; ` +
-        `this node's entry in --initial-cluster must list exactly its --initial-advertise-peer-urls`,
-    );
-  }
-  const seenUrls = new Map<string, string>();
   const members: Member[] = [];
   for (const [name, peerUrls] of byName) {
-    for (const u of peerUrls) {
-      const other = seenUrls.get(u);
-      if (other !== undefined) throw new ConfigError(`--initial-cluster has duplicate peer URL ${u} (members ${other} and ${name})`);
-      seenUrls.set(u, name);
-    }
     members.push({ id: computeMemberId(peerUrls, token), name, peerUrls: [...peerUrls].sort(), clientUrls: [], isLearner: false });
   }
   const localId = members.find((m) => m.name === localName)!.id;

@@ -6,7 +6,7 @@ import { RawNode } from '../../../src/raft/rawnode.js';
 import { MemoryStorage } from '../../../src/raft/storage.js';
 import { makeMessage } from '../../../src/raft/util.js';
 import type { Message, NodeId } from '../../../src/raft/types.js';
-import { MessageType, StateType } from '../../../src/raft/types.js';
+import { EntryType, MessageType, StateType } from '../../../src/raft/types.js';
 
 const ids = [1n, 2n, 3n];
 
@@ -196,6 +196,22 @@ describe('log replication', () => {
     leader.broadcastCommit();
     c.stabilize();
     expect(c.get(3n).appliedData()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('deferCommitBroadcast: a proposer hears at once that its earlier proposal committed, while a later one is pending', () => {
+    const c = new TestCluster(ids, { deferCommitBroadcast: true });
+    c.elect(1n);
+    const leader = c.get(1n).node;
+    const last = leader.raft.raftLog.lastIndex();
+    const prop = (v: string) => makeMessage({ type: MessageType.Prop, from: 2n, to: 1n, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: enc(v) }] });
+    leader.step(prop('x'));
+    leader.step(prop('y'));
+    c.processReady(1n);
+    c.queue = []; // the appends are lost; only node 3's acknowledgement of 'x' arrives
+    leader.step(makeMessage({ type: MessageType.AppResp, from: 3n, to: 1n, term: leader.raft.term, index: last + 1 }));
+    expect(leader.raft.raftLog.committed).toBe(last + 1);
+    const rd = c.nextReady(1n);
+    expect(rd.messages.some((m) => m.to === 2n && m.type === MessageType.App && m.commit === last + 1)).toBe(true);
   });
 
   it('deferCommitBroadcast: a heartbeat also carries the commit index', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeClusterId, computeMemberId, idToHex, parseHexId } from '../../../src/server/ids.js';
-import { bootstrapMembers, ConfigError } from '../../../src/server/membership.js';
+import { bootstrapMembers } from '../../../src/server/membership.js';
+import { ConfigError } from '../../../src/cli/errors.js';
 import { decodeHeader, encodeRequest, payloadOf, RequestIdGenerator, RequestKind } from '../../../src/server/request.js';
 import { toRpcError } from '../../../src/api/errors.js';
 import { status } from '@grpc/grpc-js';
