@@ -24,12 +24,13 @@ const PROGRESS_WATCH_ID = -1;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 
-function eventToPb(ev: MvccEvent): Msg {
-  return ev.prevKv ? { type: ev.type, kv: kvToPb(ev.kv), prev_kv: kvToPb(ev.prevKv) } : { type: ev.type, kv: kvToPb(ev.kv) };
+/** `withPrevKv`: the watcher asked for previous values (events may carry them regardless). */
+function eventToPb(ev: MvccEvent, withPrevKv: boolean): Msg {
+  return withPrevKv && ev.prevKv ? { type: ev.type, kv: kvToPb(ev.kv), prev_kv: kvToPb(ev.prevKv) } : { type: ev.type, kv: kvToPb(ev.kv) };
 }
 
-function eventBytes(ev: MvccEvent): number {
-  return ev.kv.key.length + ev.kv.value.length + (ev.prevKv ? ev.prevKv.key.length + ev.prevKv.value.length : 0) + 64;
+function eventBytes(ev: MvccEvent, withPrevKv: boolean): number {
+  return ev.kv.key.length + ev.kv.value.length + (withPrevKv && ev.prevKv ? ev.prevKv.key.length + ev.prevKv.value.length : 0) + 64;
 }
 
 const EventType = type('mvccpb.Event');
@@ -39,11 +40,11 @@ const encodedEvents = new WeakMap<MvccEvent, Uint8Array>();
 const encodedEventsNoPrev = new WeakMap<MvccEvent, Uint8Array>();
 let headerCache: { revision: number; term: number; bytes: Uint8Array } | undefined;
 
-function encodedEvent(ev: MvccEvent): Uint8Array {
-  const cache = ev.prevKv ? encodedEvents : encodedEventsNoPrev;
+function encodedEvent(ev: MvccEvent, withPrevKv: boolean): Uint8Array {
+  const cache = withPrevKv && ev.prevKv ? encodedEvents : encodedEventsNoPrev;
   let b = cache.get(ev);
   if (!b) {
-    b = EventType.encode(eventToPb(ev)).finish();
+    b = EventType.encode(eventToPb(ev, withPrevKv)).finish();
     cache.set(ev, b);
   }
   return b;
@@ -54,7 +55,7 @@ function encodedEvent(ev: MvccEvent): Uint8Array {
  * thousands of watchers on a key, each event and header is encoded once, not per watcher.
  * (Field numbers: header 1, watch_id 2, events 11.)
  */
-function encodeWatchEvents(server: EtcdServer, revision: number, watchId: number, events: MvccEvent[]): Buffer {
+function encodeWatchEvents(server: EtcdServer, revision: number, watchId: number, events: MvccEvent[], withPrevKv: boolean): Buffer {
   const term = server.term;
   if (!headerCache || headerCache.revision !== revision || headerCache.term !== term) {
     headerCache = { revision, term, bytes: HeaderType.encode(server.stateMachine.header(revision)).finish() };
@@ -62,7 +63,7 @@ function encodeWatchEvents(server: EtcdServer, revision: number, watchId: number
   const w = protobuf.Writer.create();
   w.uint32((1 << 3) | 2).bytes(headerCache.bytes);
   if (watchId !== 0) w.uint32(2 << 3).int64(watchId);
-  for (const ev of events) w.uint32((11 << 3) | 2).bytes(encodedEvent(ev));
+  for (const ev of events) w.uint32((11 << 3) | 2).bytes(encodedEvent(ev, withPrevKv));
   const out = w.finish();
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
@@ -192,12 +193,13 @@ class WatchStream implements WatchSink {
   // ---------------------------------------------------------------- WatchSink
 
   events(w: Watcher, revision: number, events: MvccEvent[]): boolean {
+    const withPrevKv = w.spec.prevKv;
     if (this.fragmenting.has(w.id)) {
       let total = 0;
-      for (const ev of events) total += eventBytes(ev);
+      for (const ev of events) total += eventBytes(ev, withPrevKv);
       if (total > this.maxResponseBytes) return this.sendFragments(w, revision, events);
     }
-    return this.send(encodeWatchEvents(this.server, revision, w.id, events));
+    return this.send(encodeWatchEvents(this.server, revision, w.id, events, withPrevKv));
   }
 
   private sendFragments(w: Watcher, revision: number, events: MvccEvent[]): boolean {
@@ -206,8 +208,8 @@ class WatchStream implements WatchSink {
     let ok = true;
     for (let i = 0; i < events.length; i++) {
       const ev = events[i]!;
-      chunk.push(eventToPb(ev));
-      size += eventBytes(ev);
+      chunk.push(eventToPb(ev, w.spec.prevKv));
+      size += eventBytes(ev, w.spec.prevKv);
       const last = i === events.length - 1;
       if (last || size >= this.maxResponseBytes) {
         ok = this.send({ header: this.header(revision), watch_id: w.id, events: chunk, fragment: !last });

@@ -2,7 +2,7 @@ import type { Backend } from '../backend/index.js';
 import type { MvccStore } from '../mvcc/store.js';
 import { EventType, type KeyValue, type MvccEvent } from '../mvcc/types.js';
 import type { Logger } from '../log/logger.js';
-import { readHistory } from './history.js';
+import { readHistory, type RevisionEvents } from './history.js';
 
 // The watch hub: every watcher on this member, fed by the MVCC store's event callback.
 // A watcher is "synced" when it has seen everything up to the current revision and gets
@@ -26,7 +26,10 @@ export interface WatchSpec {
 
 /** Where a watcher's output goes (one per gRPC stream). */
 export interface WatchSink {
-  /** Delivers events of ONE revision; returns false when the stream is congested. */
+  /**
+   * Delivers events of ONE revision; returns false when the stream is congested. Events
+   * may carry prevKv even if the watcher did not ask for it (spec.prevKv decides).
+   */
   events(watcher: Watcher, revision: number, events: MvccEvent[]): boolean;
   /** The watcher's start revision has been compacted: it is cancelled. */
   compacted(watcher: Watcher, compactRevision: number): void;
@@ -76,7 +79,9 @@ export class Watcher {
     for (const ev of events) {
       if (ev.type === EventType.PUT ? this.spec.noPut : this.spec.noDelete) continue;
       if (!this.matches(ev.kv.key)) continue;
-      (out ??= []).push(this.spec.prevKv || ev.prevKv === undefined ? ev : { type: ev.type, kv: ev.kv });
+      // The event as applied (shared by every watcher): the sink leaves prevKv out unless
+      // this watcher asked for it, so that each event is encoded once per form.
+      (out ??= []).push(ev);
     }
     return out;
   }
@@ -237,7 +242,7 @@ export class WatchHub {
           return;
         }
         const from = w.nextRev;
-        const groups = await readHistory(this.backend, from, target, CATCHUP_BATCH_EVENTS);
+        const groups = await this.readHistoryShared(from, target);
         if (w.cancelled) return;
         if (from <= this.mvcc.compactRevision) continue; // compacted while reading: reported above
         if (groups.length === 0) {
@@ -266,6 +271,25 @@ export class WatchHub {
       w.catchingUp = false;
     }
   }
+
+  /**
+   * One backend read for every watcher that catches up over the same range at the same
+   * time (the watchers of a stream that drained resume together): they share the events,
+   * so each event is also encoded once. Only reads in flight are kept (read-only results).
+   */
+  private readHistoryShared(from: number, to: number): Promise<RevisionEvents[]> {
+    const key = `${from}:${to}`;
+    let read = this.historyReads.get(key);
+    if (!read) {
+      read = readHistory(this.backend, from, to, CATCHUP_BATCH_EVENTS);
+      this.historyReads.set(key, read);
+      const forget = () => this.historyReads.delete(key);
+      read.then(forget, forget);
+    }
+    return read;
+  }
+
+  private readonly historyReads = new Map<string, Promise<RevisionEvents[]>>();
 
   private async withPrevKvs(events: MvccEvent[], revision: number): Promise<MvccEvent[]> {
     const out: MvccEvent[] = [];
