@@ -48,12 +48,16 @@ export function num(v: unknown): number {
 }
 
 /** Long | number | string -> bigint (member IDs, lease IDs, cluster IDs: may exceed 2^53). */
+/** One shared zero: most requests carry no lease, and every stored key keeps its lease ID. */
+const ZERO = 0n;
+
 export function big(v: unknown): bigint {
   if (typeof v === 'bigint') return v;
-  if (typeof v === 'number') return BigInt(v);
-  if (v === null || v === undefined) return 0n;
+  if (typeof v === 'number') return v === 0 ? ZERO : BigInt(v);
+  if (v === null || v === undefined) return ZERO;
   if (typeof v === 'string') return BigInt(v);
   const l = v as Long;
+  if (l.low === 0 && l.high === 0) return ZERO;
   const u = (BigInt(l.high >>> 0) << 32n) | BigInt(l.low >>> 0);
   // signed int64 fields (lease IDs) come back as signed Longs
   return l.unsigned || l.high >= 0 ? u : u - (1n << 64n);
