@@ -19,16 +19,36 @@ export class KeyIndex {
   readonly key: Buffer;
   /** The current value, or null while the key is deleted. */
   latest: KeyValue | null = null;
-  /** Generations, oldest first. Every generation but the last ends with a tombstone. */
-  gens: number[][] = [[]];
+  /**
+   * Generations, oldest first; every generation but the last ends with a tombstone. Kept as
+   * the open (last) generation plus the closed ones, if any: most keys were never deleted,
+   * and an index of millions of keys is what every full GC walks, so no wrapper array each.
+   */
+  private open: number[] = [];
+  private closed: number[][] | null = null;
 
   constructor(key: Buffer) {
     this.key = key;
   }
 
+  /** Number of generations (closed ones + the open one). */
+  private get genCount(): number {
+    return this.closed === null ? 1 : this.closed.length + 1;
+  }
+
+  /** Generation `i`, oldest first. */
+  private gen(i: number): number[] {
+    return this.closed !== null && i < this.closed.length ? this.closed[i]! : this.open;
+  }
+
+  /** All generations, oldest first (a copy of the outer list; for tests and diagnostics). */
+  get gens(): number[][] {
+    return this.closed === null ? [this.open] : [...this.closed, this.open];
+  }
+
   /** Record a put at (main, sub) whose stored value is `kv`. */
   put(main: number, sub: number, kv: KeyValue): void {
-    const g = this.gens[this.gens.length - 1]!;
+    const g = this.open;
     const n = g.length;
     if (n > 0 && (g[n - 2]! > main || (g[n - 2] === main && g[n - 1]! >= sub))) {
       throw new Error(`mvcc: revision (${main},${sub}) not after the latest of key ${this.key.toString('hex')}`);
@@ -43,17 +63,18 @@ export class KeyIndex {
    * happens while rebuilding from a partially compacted backend.
    */
   tombstone(main: number, sub: number): boolean {
-    const g = this.gens[this.gens.length - 1]!;
+    const g = this.open;
     if (g.length === 0) return false;
     g.push(main, sub);
-    this.gens.push([]);
+    (this.closed ??= []).push(g);
+    this.open = [];
     this.latest = null;
     return true;
   }
 
   /** True when no revision is left (the key can be dropped from the tree). */
   isEmpty(): boolean {
-    return this.gens.length === 1 && this.gens[0]!.length === 0;
+    return this.closed === null && this.open.length === 0;
   }
 
   /**
@@ -62,10 +83,9 @@ export class KeyIndex {
    * returns true; returns false when the key did not exist at `rev`.
    */
   locate(rev: number): boolean {
-    const gens = this.gens;
-    const lastGen = gens.length - 1;
+    const lastGen = this.genCount - 1;
     for (let gi = lastGen; gi >= 0; gi--) {
-      const g = gens[gi]!;
+      const g = this.gen(gi);
       if (g.length === 0) continue;
       // A closed generation whose tombstone is at or before rev: the key was deleted then.
       if (gi !== lastGen && g[g.length - 2]! <= rev) return false;
@@ -85,13 +105,12 @@ export class KeyIndex {
 
   /** Whether `located` (set by locate) points at the cached latest value. */
   locatedIsLatest(): boolean {
-    const lastGen = this.gens.length - 1;
-    return this.latest !== null && located.gen === lastGen && located.pair === this.gens[lastGen]!.length / 2 - 1;
+    return this.latest !== null && located.gen === this.genCount - 1 && located.pair === this.open.length / 2 - 1;
   }
 
   /** Revision key of the pair `located` points at (always a put, never a tombstone). */
   locatedRevKey(): Buffer {
-    const g = this.gens[located.gen]!;
+    const g = this.gen(located.gen);
     return revToBytes(g[2 * located.pair]!, g[2 * located.pair + 1]!);
   }
 
@@ -102,10 +121,10 @@ export class KeyIndex {
    * to delete from the backend (all with main <= atRev) are appended to `removed`.
    */
   compact(atRev: number, removed: Buffer[]): void {
-    const gens = this.gens;
+    const count = this.genCount;
     let genIdx = this.firstGenAliveAfter(atRev);
-    for (let gi = 0; gi < genIdx; gi++) pushGeneration(gens[gi]!, true, removed);
-    const g = gens[genIdx]!;
+    for (let gi = 0; gi < genIdx; gi++) pushGeneration(this.gen(gi), true, removed);
+    const g = this.gen(genIdx);
     if (g.length > 0) {
       const keepFrom = newestPairAtOrBefore(g, atRev);
       if (keepFrom > 0) {
@@ -115,12 +134,16 @@ export class KeyIndex {
       // A closed generation reduced to its tombstone carries no value any more.
       // (Unreachable with a well-formed history — the tombstone of a generation alive at
       // atRev is > atRev — but kept for parity with etcd's defensive check.)
-      if (g.length === 2 && genIdx !== gens.length - 1) {
+      if (g.length === 2 && genIdx !== count - 1) {
         if (g[0]! <= atRev) removed.push(revToBytes(g[0]!, g[1]!, true));
         genIdx++;
       }
     }
-    if (genIdx > 0) this.gens = gens.slice(genIdx);
+    if (genIdx > 0) {
+      // Drop the first genIdx generations; the open one always stays (genIdx < count).
+      const rest = this.closed!.slice(genIdx);
+      this.closed = rest.length > 0 ? rest : null;
+    }
   }
 
   /**
@@ -130,20 +153,20 @@ export class KeyIndex {
   keep(atRev: number, keep: Set<string>): void {
     if (this.isEmpty()) return;
     const genIdx = this.firstGenAliveAfter(atRev);
-    const g = this.gens[genIdx]!;
+    const g = this.gen(genIdx);
     if (g.length === 0) return;
     const p = newestPairAtOrBefore(g, atRev);
     if (p === -1) return;
-    if (p === g.length / 2 - 1 && genIdx !== this.gens.length - 1) return; // a tombstone is not kept
+    if (p === g.length / 2 - 1 && genIdx !== this.genCount - 1) return; // a tombstone is not kept
     keep.add(`${g[2 * p]}_${g[2 * p + 1]}`);
   }
 
   /** Index of the first generation not deleted at or before atRev (the last one at most). */
   private firstGenAliveAfter(atRev: number): number {
-    const gens = this.gens;
+    const last = this.genCount - 1;
     let gi = 0;
-    while (gi < gens.length - 1) {
-      const g = gens[gi]!;
+    while (gi < last) {
+      const g = this.gen(gi);
       if (g[g.length - 2]! > atRev) break;
       gi++;
     }
