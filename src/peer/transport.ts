@@ -54,7 +54,7 @@ export interface PeerTransportOptions {
 /**
  * One outbound stream per peer: an HTTP/1.1 upgrade on the peer port turns a connection
  * into a raw byte stream of length-prefixed Raft messages (like etcd's stream transport).
- * Messages produced in one ready round are written with one socket write. While the
+ * The messages of one send() call are written with one socket write. While the
  * stream is (re)connecting, messages queue up to a bound and are then dropped: Raft
  * retransmits what matters.
  */
@@ -64,7 +64,6 @@ class PeerSender {
   private connecting = false;
   private urlIndex = 0;
   private stopped = false;
-  private flushScheduled = false;
   private retryTimer?: NodeJS.Timeout;
   private backoffMs = 0;
   activeSinceMs?: number;
@@ -86,12 +85,7 @@ class PeerSender {
       return;
     }
     this.queue.push(m);
-    if (this.socket) {
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        queueMicrotask(() => this.flush());
-      }
-    } else this.connect();
+    if (!this.socket) this.connect(); // flushed once the stream is up
   }
 
   private dropped(m: Message): void {
@@ -100,8 +94,8 @@ class PeerSender {
     if (m.type === MessageType.Snap) this.t.opts.onSnapshotStatus(this.id, false);
   }
 
+  /** Writes everything queued in one socket write (if the stream is up). */
   flush(): void {
-    this.flushScheduled = false;
     const sock = this.socket;
     if (!sock || this.queue.length === 0) return;
     if (sock.writableLength > MAX_UNSENT_BYTES_PER_PEER) {
@@ -288,10 +282,7 @@ export class PeerTransport implements Transport {
       const p = this.peers.get(m.to);
       if (p) p.enqueue(m);
     }
-  }
-
-  flush(): void {
-    for (const p of this.peers.values()) p.flush();
+    for (const p of this.peers.values()) p.flush(); // one write per peer; a no-op for the others
   }
 
   addPeer(id: NodeId, peerUrls: string[]): void {

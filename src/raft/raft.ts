@@ -333,10 +333,12 @@ export class Raft {
     let behind = false;
     for (const [id, pr] of this.prs.progress) {
       if (id === this.id) continue;
-      const waiting = pr.proposedFirst !== 0 && pr.proposedFirst <= committed;
-      if (waiting) this.sendCommit(id);
-      else if (this.maybeSendAppend(id, false)) this.pipelineAppends(id);
-      if (waiting) this.noteProposerTold(pr, committed);
+      if (pr.proposedFirst !== 0 && pr.proposedFirst <= committed) {
+        this.sendCommit(id); // it waits for this commit to answer its client
+        this.noteProposerTold(pr, committed);
+      } else if (this.maybeSendAppend(id, false)) {
+        this.pipelineAppends(id);
+      }
       if (pr.sentCommit < committed) behind = true;
     }
     if (behind) this.commitBroadcastPending = true;

@@ -728,10 +728,8 @@ export class EtcdServer {
     for (const rs of rd.readStates) this.onReadState(rs);
     const leader = this.raftState === StateType.Leader;
     // Raft allows a leader to send before its own fsync: followers persist in parallel.
-    if (leader && rd.messages.length > 0) {
-      this.transport.send(rd.messages);
-      this.transport.flush(); // on the wire before our own (possibly blocking) fdatasync
-    }
+    // send() writes before returning, so they are on the wire before our own fdatasync.
+    if (leader && rd.messages.length > 0) this.transport.send(rd.messages);
     if (rd.snapshot) {
       // The previous entries belong to the old database: apply them before it is replaced.
       if (previousCommitted) this.scheduleApply(previousCommitted);
@@ -763,10 +761,7 @@ export class EtcdServer {
       this.committedIndex = Math.max(this.committedIndex, rd.hardState.commit);
     }
     if (rd.entries.length > 0) this.storage.append(rd.entries);
-    if (!leader && rd.messages.length > 0) {
-      this.transport.send(rd.messages);
-      this.transport.flush(); // the acknowledgement is what the leader waits for
-    }
+    if (!leader && rd.messages.length > 0) this.transport.send(rd.messages);
     this.node.advance(rd);
     return rd.committedEntries.length > 0 ? rd.committedEntries : undefined;
   }

@@ -7,13 +7,13 @@ import type { Message, NodeId } from '../raft/types.js';
  * Raft retransmit rather than grow without limit).
  */
 export interface Transport {
-  send(messages: Message[]): void;
   /**
-   * Writes what send() queued now instead of at the end of the current microtask. The
-   * ready loop calls it before a WAL write that may block the thread (a synchronous
-   * fdatasync), so that followers persist in parallel with the leader, not after it.
+   * Puts the messages on the wire before returning (one write per peer for the whole call;
+   * queued only for a peer whose stream is reconnecting). The ready loop relies on it: a
+   * leader sends right before a WAL write that may block the thread (a synchronous
+   * fdatasync), so that followers persist in parallel with it, not after it.
    */
-  flush(): void;
+  send(messages: Message[]): void;
   addPeer(id: NodeId, peerUrls: string[]): void;
   removePeer(id: NodeId): void;
   updatePeer(id: NodeId, peerUrls: string[]): void;
@@ -29,7 +29,6 @@ export class NoopTransport implements Transport {
       throw new Error(`no transport for ${messages.length} raft messages (to ${messages[0]!.to.toString(16)})`);
     }
   }
-  flush(): void {}
   addPeer(): void {}
   removePeer(): void {}
   updatePeer(): void {}
