@@ -213,7 +213,7 @@ function startCtl(args: string[]): Proc {
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code))); // output all read
   running.add(proc);
   return { proc, out: () => out, exited };
 }

@@ -70,7 +70,8 @@ export class Member {
       if (this.stderr.length > 2_000_000) this.stderr = this.stderr.slice(-1_000_000);
     });
     proc.stdout!.on('data', () => {});
-    this.exited = new Promise((resolve) => proc.on('exit', (code) => { this.exitCode = code; resolve(code); }));
+    // 'close', not 'exit': only then has all of the process's output been read.
+    this.exited = new Promise((resolve) => proc.on('close', (code) => { this.exitCode = code; resolve(code); }));
     started.add(this);
     return this;
   }
@@ -105,6 +106,15 @@ export class Member {
   kill(): Promise<number | null> {
     return this.stop('SIGKILL');
   }
+}
+
+/** A new cluster of `n` members (`memberArgs`, state `new`), started and healthy. */
+export async function startCluster(n: number): Promise<{ specs: MemberSpec[]; members: Member[] }> {
+  const specs = await clusterSpecs(n);
+  const ic = initialClusterOf(specs);
+  const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
+  await Promise.all(members.map((m) => m.waitHealthy()));
+  return { specs, members };
 }
 
 /** A single-member cluster with etcd's flags, on free ports. */
@@ -144,7 +154,8 @@ export function etcdctl(endpoints: string | string[], args: string[], input?: st
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('error', reject);
-    p.on('exit', (code) => {
+    p.on('close', (code) => {
+      // 'close' (not 'exit'): stdout may still hold unread output when the process exits.
       clearTimeout(t);
       resolve({ code, stdout, stderr });
     });
