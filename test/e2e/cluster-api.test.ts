@@ -1,21 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { Etcd3 } from 'etcd3';
-import { clusterSpecs, ctlOk, etcdctlBin, eventually, initialClusterOf, Member, memberArgs, sleep, stopAll, type MemberSpec } from './harness.js';
+import { ctlOk, etcdctlBin, eventually, sleep, startCluster, stopAll, type MemberSpec } from './harness.js';
 
 // Watch and Lease through every member of a 3-member cluster, with the real etcdctl and
 // the npm etcd3 client: followers forward keep-alives to the leader, watchers on any
 // member see every write in order.
 
 let specs: MemberSpec[];
-let members: Member[];
 const ep = (s: MemberSpec) => `http://127.0.0.1:${s.clientPort}`;
 
 beforeAll(async () => {
-  specs = await clusterSpecs(3);
-  const ic = initialClusterOf(specs);
-  members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
-  await Promise.all(members.map((m) => m.waitHealthy()));
+  ({ specs } = await startCluster(3));
 });
 afterAll(stopAll);
 

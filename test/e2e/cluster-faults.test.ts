@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { clusterSpecs, ctlOk, etcdctl, eventually, initialClusterOf, Member, memberArgs, stopAll } from './harness.js';
+import { clusterSpecs, ctlOk, etcdctl, eventually, initialClusterOf, Member, memberArgs, startCluster, stopAll } from './harness.js';
 
 // Faults in a 3-member cluster: a member that was down while the log was compacted catches
 // up from a snapshot of the leader's database; without a quorum, requests fail with etcd's
@@ -35,10 +35,7 @@ describe('cluster faults', () => {
   }, 120_000);
 
   it('without a quorum, writes and linearizable reads fail within the request timeout', async () => {
-    const specs = await clusterSpecs(3);
-    const ic = initialClusterOf(specs);
-    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
-    await Promise.all(members.map((m) => m.waitHealthy()));
+    const { specs, members } = await startCluster(3);
     const ep0 = `http://127.0.0.1:${specs[0]!.clientPort}`;
     await ctlOk(ep0, ['put', 'k', 'v']);
     await members[1]!.kill();
@@ -60,10 +57,7 @@ describe('cluster faults', () => {
   }, 90_000);
 
   it('--force-new-cluster turns a surviving member into a one-member cluster with all its data', async () => {
-    const specs = await clusterSpecs(3);
-    const ic = initialClusterOf(specs);
-    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
-    await Promise.all(members.map((m) => m.waitHealthy()));
+    const { specs, members } = await startCluster(3);
     const ep0 = `http://127.0.0.1:${specs[0]!.clientPort}`;
     for (let i = 0; i < 20; i++) await ctlOk(ep0, ['put', `fnc/${i}`, `v${i}`]);
     await eventually(async () => expect(await ctlOk(`http://127.0.0.1:${specs[2]!.clientPort}`, ['get', 'fnc/19', '--consistency=s', '--print-value-only'])).toBe('v19\n'));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { clusterSpecs, ctlOk, eventually, initialClusterOf, Member, memberArgs, sleep, stopAll, type MemberSpec } from './harness.js';
+import { ctlOk, eventually, Member, sleep, startCluster, stopAll, type MemberSpec } from './harness.js';
 
 // A key on a 5 s lease survives the leader's death while kept alive, and disappears within
 // TTL ± 1 s once keep-alives stop, never earlier.
@@ -10,10 +10,7 @@ let members: Member[];
 const ep = (s: MemberSpec) => `http://127.0.0.1:${s.clientPort}`;
 
 beforeAll(async () => {
-  specs = await clusterSpecs(3);
-  const ic = initialClusterOf(specs);
-  members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
-  await Promise.all(members.map((m) => m.waitHealthy()));
+  ({ specs, members } = await startCluster(3));
 });
 afterAll(stopAll);
 

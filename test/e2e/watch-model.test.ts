@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { serviceDefinition } from '../../src/api/grpc.js';
 import {
-  clusterSpecs, ctlOk, eventually, initialClusterOf, Member, memberArgs, sleep, stopAll, type MemberSpec,
+  ctlOk, eventually, sleep, startCluster, stopAll, type MemberSpec,
 } from './harness.js';
 
 // Watch correctness, randomized: watchers with various start revisions, key ranges,
@@ -33,10 +33,7 @@ let specs: MemberSpec[];
 const ep = (s: MemberSpec) => `http://127.0.0.1:${s.clientPort}`;
 
 beforeAll(async () => {
-  specs = await clusterSpecs(3);
-  const ic = initialClusterOf(specs);
-  const ms = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
-  await Promise.all(ms.map((m) => m.waitHealthy()));
+  ({ specs } = await startCluster(3));
 });
 afterAll(stopAll);
 
