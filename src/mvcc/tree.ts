@@ -16,18 +16,48 @@ const INLINE_COMPARE_BYTES = 16;
  * common prefix is finished by Buffer.compare (memcmp).
  */
 export function compareKeys(a: Buffer, b: Buffer): number {
-  const n = Math.min(a.length, b.length, INLINE_COMPARE_BYTES);
-  for (let i = 0; i < n; i++) {
+  return compareFrom(a, b, 0);
+}
+
+/**
+ * How many leading bytes the two keys of the last compareFrom() share: exact when the JS
+ * loop found the difference, else a lower bound (the bytes it checked before memcmp).
+ */
+let sharedBytes = 0;
+
+/**
+ * compareKeys for keys known to agree on their first `from` bytes: the comparison starts
+ * there. Searches use it to skip the prefix every key in the searched range shares with the
+ * key sought (keys under one prefix, like Kubernetes' /registry/..., share dozens of bytes).
+ */
+function compareFrom(a: Buffer, b: Buffer, from: number): number {
+  const n = a.length < b.length ? a.length : b.length;
+  const stop = n < from + INLINE_COMPARE_BYTES ? n : from + INLINE_COMPARE_BYTES;
+  let i = from;
+  for (; i < stop; i++) {
     const d = a[i]! - b[i]!;
-    if (d !== 0) return d < 0 ? -1 : 1;
+    if (d !== 0) {
+      sharedBytes = i;
+      return d < 0 ? -1 : 1;
+    }
   }
-  if (n === INLINE_COMPARE_BYTES) return Buffer.compare(a, b);
+  sharedBytes = i;
+  if (i < n) return a.compare(b, i, b.length, i, a.length);
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 function keysEqual(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && compareKeys(a, b) === 0;
+  return a.length === b.length && compareFrom(a, b, 0) === 0;
 }
+
+/**
+ * Binary-search bookkeeping. If the keys bounding a sorted range share m leading bytes with
+ * the key sought, every key inside the range shares them too, so each comparison can start
+ * at the smaller of the two bounds' shared lengths. chunkFor() leaves the shared lengths of
+ * its result chunk's bounds here for lowerBound() to start from.
+ */
+let chunkSharedBelow = 0;
+let chunkSharedAt = 0;
 
 export class KeyTree {
   private readonly chunks: KeyIndex[][] = [];
@@ -67,11 +97,20 @@ export class KeyTree {
   private chunkFor(key: Buffer): number {
     let lo = 0;
     let hi = this.lastKeys.length;
+    let sharedBelow = 0;
+    let sharedAt = 0;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareKeys(this.lastKeys[mid]!, key) < 0) lo = mid + 1;
-      else hi = mid;
+      if (compareFrom(this.lastKeys[mid]!, key, sharedBelow < sharedAt ? sharedBelow : sharedAt) < 0) {
+        lo = mid + 1;
+        sharedBelow = sharedBytes;
+      } else {
+        hi = mid;
+        sharedAt = sharedBytes;
+      }
     }
+    chunkSharedBelow = sharedBelow;
+    chunkSharedAt = sharedAt;
     return lo;
   }
 
@@ -82,7 +121,7 @@ export class KeyTree {
       return undefined;
     }
     const chunk = this.chunks[c]!;
-    const i = lowerBound(chunk, key);
+    const i = lowerBound(chunk, key, chunkSharedBelow, chunkSharedAt);
     const ki = chunk[i];
     if (ki !== undefined && keysEqual(ki.key, key)) return ki;
     this.lastMiss = { c, i };
@@ -111,7 +150,7 @@ export class KeyTree {
     } else {
       c = this.chunkFor(ki.key);
       if (c === this.chunks.length) c--; // beyond every key: append to the last chunk
-      i = lowerBound(this.chunks[c]!, ki.key);
+      i = lowerBound(this.chunks[c]!, ki.key, 0, 0);
     }
     const chunk = this.chunks[c]!;
     if (i < chunk.length && keysEqual(chunk[i]!.key, ki.key)) throw new Error('mvcc: duplicate key inserted into index');
@@ -142,7 +181,7 @@ export class KeyTree {
     const c = this.chunkFor(key);
     if (c === this.chunks.length) return false;
     const chunk = this.chunks[c]!;
-    const i = lowerBound(chunk, key);
+    const i = lowerBound(chunk, key, chunkSharedBelow, chunkSharedAt);
     if (i === chunk.length || !keysEqual(chunk[i]!.key, key)) return false;
     chunk.splice(i, 1);
     this.count--;
@@ -178,7 +217,7 @@ export class TreeCursor {
   seek(key: Buffer): KeyIndex | undefined {
     this.c = this.tree.chunkIndexFor(key);
     if (this.c === this.chunks.length) return undefined;
-    this.i = lowerBound(this.chunks[this.c]!, key);
+    this.i = lowerBound(this.chunks[this.c]!, key, chunkSharedBelow, chunkSharedAt);
     return this.current();
   }
 
@@ -204,13 +243,23 @@ export class TreeCursor {
   }
 }
 
-function lowerBound(chunk: KeyIndex[], key: Buffer): number {
+/**
+ * First position in `chunk` whose key is >= key. `sharedBelow`/`sharedAt`: how many leading
+ * bytes the key sought shares with the key just below the chunk and with the chunk's last
+ * key (0 when unknown).
+ */
+function lowerBound(chunk: KeyIndex[], key: Buffer, sharedBelow: number, sharedAt: number): number {
   let lo = 0;
   let hi = chunk.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareKeys(chunk[mid]!.key, key) < 0) lo = mid + 1;
-    else hi = mid;
+    if (compareFrom(chunk[mid]!.key, key, sharedBelow < sharedAt ? sharedBelow : sharedAt) < 0) {
+      lo = mid + 1;
+      sharedBelow = sharedBytes;
+    } else {
+      hi = mid;
+      sharedAt = sharedBytes;
+    }
   }
   return lo;
 }

@@ -57,7 +57,7 @@ function acceptRaftStream(
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${STREAM_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
   transport?.noteReceived(from);
   const decoder = new StreamDecoder();
-  const received = server.metrics.peerReceivedBytes.labels({ From: fromHeader });
+  const received = server.metrics.peerReceivedCell(fromHeader);
   const onData = (chunk: Buffer) => {
     received.inc(chunk.length);
     let messages;

@@ -100,6 +100,14 @@ export class ServerMetrics {
   readonly peerRttSeconds: client.Histogram;
   readonly peerSentBytes: client.Counter;
   readonly peerReceivedBytes: client.Counter;
+  private readonly peerReceivedCells = new Map<string, MetricCell>();
+
+  /** Received bytes from one peer (hex ID), counted per chunk: one cell per peer, kept across reconnects. */
+  peerReceivedCell(from: string): MetricCell {
+    let cell = this.peerReceivedCells.get(from);
+    if (cell === undefined) this.peerReceivedCells.set(from, (cell = counterCell(this.peerReceivedBytes, { From: from })));
+    return cell;
+  }
   readonly peerSentFailures: client.Counter;
   readonly peerReceivedFailures: client.Counter;
   readonly activePeers: client.Gauge;

@@ -730,6 +730,12 @@ export class EtcdServer {
     // Raft allows a leader to send before its own fsync: followers persist in parallel.
     // send() writes before returning, so they are on the wire before our own fdatasync.
     if (leader && rd.messages.length > 0) this.transport.send(rd.messages);
+    // A follower's own replies (append and vote responses) promise that what they answer
+    // for is on disk, so they wait for this Ready's fdatasync. A forwarded proposal or
+    // read-index request promises nothing: it goes now, not one fsync later (under load a
+    // follower has an append to sync in almost every Ready, and its clients' writes waited).
+    let afterSync = rd.messages;
+    if (!leader && rd.messages.length > 0) afterSync = this.sendUnsyncedMessages(rd.messages);
     if (rd.snapshot) {
       // The previous entries belong to the old database: apply them before it is replaced.
       if (previousCommitted) this.scheduleApply(previousCommitted);
@@ -761,9 +767,22 @@ export class EtcdServer {
       this.committedIndex = Math.max(this.committedIndex, rd.hardState.commit);
     }
     if (rd.entries.length > 0) this.storage.append(rd.entries);
-    if (!leader && rd.messages.length > 0) this.transport.send(rd.messages);
+    if (!leader && afterSync.length > 0) this.transport.send(afterSync);
     this.node.advance(rd);
     return rd.committedEntries.length > 0 ? rd.committedEntries : undefined;
+  }
+
+  /** Sends the messages that need nothing durable first; returns the others, in order. */
+  private sendUnsyncedMessages(messages: Message[]): Message[] {
+    let now: Message[] | undefined;
+    let later: Message[] | undefined;
+    for (const m of messages) {
+      if (m.type === MessageType.Prop || m.type === MessageType.ReadIndex) (now ??= []).push(m);
+      else (later ??= []).push(m);
+    }
+    if (now === undefined) return messages;
+    this.transport.send(now);
+    return later ?? [];
   }
 
   private onSoftState(lead: NodeId, state: StateType): void {

@@ -179,6 +179,41 @@ describe('KeyTree', () => {
     );
   });
 
+  it('finds every key when keys share long prefixes of many lengths (searches skip the shared bytes)', () => {
+    // Keys are a cut of one long prefix plus a short tail from a tiny alphabet: many keys are
+    // prefixes of others and neighbours share 0..60 bytes, over several chunks of the tree.
+    const prefix = Buffer.from('/registry/services/endpoints/kube-system/kube-controller-man');
+    const keyArb = fc.tuple(fc.integer({ min: 0, max: prefix.length }), fc.array(fc.constantFrom(0x00, 0x2f, 0x61, 0xff), { maxLength: 4 }))
+      .map(([cut, tail]) => Buffer.concat([prefix.subarray(0, cut), Buffer.from(tail)]))
+      .filter((k) => k.length > 0);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(3), keyArb), { minLength: 200, maxLength: 3000 }), fc.array(keyArb, { maxLength: 50 }), (ops, probes) => {
+        const tree = new KeyTree();
+        const model = new Map<string, Buffer>();
+        for (const [op, key] of ops) {
+          const s = key.toString('hex');
+          if (op !== 0) {
+            // get() first, as a put does: insert() may reuse the slot it remembered.
+            expect(tree.get(key)?.key).toEqual(model.get(s));
+            if (!model.has(s)) {
+              tree.insert(new KeyIndex(key));
+              model.set(s, key);
+            }
+          } else {
+            expect(tree.delete(key)).toBe(model.delete(s));
+          }
+        }
+        const sorted = [...model.values()].sort(Buffer.compare);
+        for (const k of sorted) expect(tree.get(Buffer.from(k))?.key).toEqual(k);
+        for (const probe of probes) {
+          expect(tree.get(probe)?.key).toEqual(model.get(probe.toString('hex')));
+          expect(tree.cursor().seek(probe)?.key).toEqual(sorted.find((k) => Buffer.compare(k, probe) >= 0));
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('stays a sorted map when inserts follow lookups of the same or of other keys (the remembered slot)', () => {
     const keyArb = fc.oneof(
       fc.uint8Array({ minLength: 1, maxLength: 2 }),
