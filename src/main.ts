@@ -6,7 +6,7 @@ import {
 } from './cli/index.js';
 import { loggerFromConfig, type Logger } from './log/logger.js';
 import { EtcdServer, type ServerConfig } from './server/server.js';
-import { counterCell, ServerMetrics, type MetricCell } from './server/metrics.js';
+import { ServerMetrics } from './server/metrics.js';
 import { idToHex } from './server/ids.js';
 import { Errors } from './server/errors.js';
 import { listenClientUrl, type ClientListener } from './api/listener.js';
@@ -66,13 +66,6 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
   const memberTls = await prepareMemberTls(config, logger);
   const metrics = new ServerMetrics();
   let transport: PeerTransport | undefined;
-  // Sent bytes are counted per peer message batch: a plain addition each (see counterCell).
-  const peerSentCells = new Map<bigint, MetricCell>();
-  const peerSentCell = (id: bigint): MetricCell => {
-    let cell = peerSentCells.get(id);
-    if (cell === undefined) peerSentCells.set(id, (cell = counterCell(metrics.peerSentBytes, { To: idToHex(id) })));
-    return cell;
-  };
   const serverConfig = { ...toServerConfig(config), peerGet: (url: URL, timeoutMs: number) => peerGet(url, memberTls.peer, timeoutMs) };
   const server = await EtcdServer.start(serverConfig, logger, metrics, (s) => {
     transport = new PeerTransport({
@@ -82,7 +75,7 @@ export async function startMember(config: EtcdConfig, logger: Logger): Promise<R
       logger,
       onUnreachable: (id) => s.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => s.reportSnapshot(id, ok),
-      onSent: (id, bytes) => peerSentCell(id).inc(bytes),
+      onSent: (id, bytes) => metrics.peerSentCell(id).inc(bytes),
       onRoundTrip: (id, seconds) => metrics.peerRttSeconds.observe({ To: idToHex(id) }, seconds),
       onSendFailure: (id) => metrics.peerSentFailures.inc({ To: idToHex(id) }),
       snapshotSource: () => s.snapshotSource(),

@@ -62,10 +62,6 @@ export interface RaftConfig {
  */
 export const COMMIT_ONLY_CONTEXT: Uint8Array = new TextEncoder().encode('commit');
 
-function isCommitOnly(ctx: Uint8Array | undefined): boolean {
-  return ctx !== undefined && ctx.byteLength === COMMIT_ONLY_CONTEXT.byteLength && ctx.every((b, i) => b === COMMIT_ONLY_CONTEXT[i]);
-}
-
 /** Context marking a vote request caused by leadership transfer: it overrides the leader lease. */
 export const CAMPAIGN_TRANSFER_CONTEXT: Uint8Array = new TextEncoder().encode('CampaignTransfer');
 
@@ -1008,7 +1004,7 @@ export class Raft {
     }
     const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
-      if (m.entries.length === 0 && isCommitOnly(m.context)) return; // the leader knows our match
+      if (m.entries.length === 0 && bytesEqual(m.context, COMMIT_ONLY_CONTEXT)) return; // the leader knows our match
       this.send({ to: m.from, type: MessageType.AppResp, index: lastNew });
       return;
     }

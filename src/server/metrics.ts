@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { idToHex } from './ids.js';
 
 // Prometheus metrics under etcd's own names and buckets, so existing dashboards and
 // etcd-mixin alerts work unchanged. One registry per server (tests run several in-process).
@@ -51,6 +52,12 @@ export function counterCell(metric: client.Counter | client.Gauge, labels?: Reco
   };
 }
 
+function cachedCell<K>(cells: Map<K, MetricCell>, key: K, make: () => MetricCell): MetricCell {
+  let cell = cells.get(key);
+  if (cell === undefined) cells.set(key, (cell = make()));
+  return cell;
+}
+
 /** A gauge whose value is read from the program when the metric is read, not pushed on every change. */
 export function gaugeFrom(gauge: client.Gauge, read: () => number): void {
   onCollect(gauge, () => gauge.set(read()));
@@ -100,18 +107,25 @@ export class ServerMetrics {
   readonly peerRttSeconds: client.Histogram;
   readonly peerSentBytes: client.Counter;
   readonly peerReceivedBytes: client.Counter;
-  private readonly peerReceivedCells = new Map<string, MetricCell>();
-
-  /** Received bytes from one peer (hex ID), counted per chunk: one cell per peer, kept across reconnects. */
-  peerReceivedCell(from: string): MetricCell {
-    let cell = this.peerReceivedCells.get(from);
-    if (cell === undefined) this.peerReceivedCells.set(from, (cell = counterCell(this.peerReceivedBytes, { From: from })));
-    return cell;
-  }
   readonly peerSentFailures: client.Counter;
   readonly peerReceivedFailures: client.Counter;
   readonly activePeers: client.Gauge;
   readonly leaseExpired: client.Counter;
+
+  // Peer byte counters change on every message batch and every received chunk: one counter
+  // cell per peer (see counterCell), kept for the life of the member, across reconnects.
+  private readonly peerSentCells = new Map<bigint, MetricCell>();
+  private readonly peerReceivedCells = new Map<string, MetricCell>();
+
+  /** Bytes sent to peer `to`. */
+  peerSentCell(to: bigint): MetricCell {
+    return cachedCell(this.peerSentCells, to, () => counterCell(this.peerSentBytes, { To: idToHex(to) }));
+  }
+
+  /** Bytes received from the peer whose hex ID is `from`. */
+  peerReceivedCell(from: string): MetricCell {
+    return cachedCell(this.peerReceivedCells, from, () => counterCell(this.peerReceivedBytes, { From: from }));
+  }
 
   constructor() {
     const r = [this.registry];

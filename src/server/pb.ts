@@ -47,10 +47,10 @@ export function num(v: unknown): number {
   return (v as Long).toNumber();
 }
 
-/** Long | number | string -> bigint (member IDs, lease IDs, cluster IDs: may exceed 2^53). */
 /** One shared zero: most requests carry no lease, and every stored key keeps its lease ID. */
 const ZERO = 0n;
 
+/** Long | number | string -> bigint (member IDs, lease IDs, cluster IDs: may exceed 2^53). */
 export function big(v: unknown): bigint {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number') return v === 0 ? ZERO : BigInt(v);
