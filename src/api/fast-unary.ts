@@ -31,17 +31,24 @@ const GRPC_MESSAGE_HEADER_BYTES = 5;
 const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
 /**
- * Sending the OK trailers without Node's extra event-loop turn.
+ * A successful response in ONE socket write: HEADERS, DATA and the OK trailers together.
  *
- * Node's sendTrailers() submits the trailing HEADERS frame from a setImmediate, so it leaves
- * in a second socket write one loop turn after the HEADERS+DATA write: the client waits for
- * that turn, and the server pays a timer, a header conversion and a write syscall per call
- * (raw node:http2 unary at 1 client: ~2.0k -> ~2.5k calls/s when submitted at once). From
- * 'wantTrailers' (raised while nghttp2 reads the last DATA chunk) the trailers can be
- * submitted right away: nghttp2 documents submitting trailers from the data read callback
- * as the way to send them after DATA. This reaches into Node's http2 internals (the stream's
- * native handle and state flags), so it is enabled only on the Node major it was checked
- * against and only when those internals are found; otherwise sendTrailers() is used.
+ * Node's http2 sends a response in two writes a loop turn apart. stream.end(data) queues the
+ * data, but the writable side is only shut down (Writable._final) after that write has
+ * completed, i.e. after it went out without END_STREAM; then 'wantTrailers' fires, and
+ * sendTrailers() defers the trailers once more (setImmediate). So each call cost a second
+ * write syscall, a second segment for the client to wake up for, a timer and a header
+ * conversion. Here, right after stream.end(data), the stream's native writable side is shut
+ * down at once (what Node's _final would do a turn later), so when nghttp2 reads the data it
+ * also sees its end, raises 'wantTrailers' from inside that read, and the trailers are
+ * submitted there (nghttp2 documents submitting trailers from the data read callback as the
+ * way to send them after DATA): one nghttp2 send, one write. Node's own _final later finds
+ * the shutdown done (the flag Node itself checks) and finishes the stream as usual.
+ *
+ * This reaches into Node's http2 internals (the stream's native handle, state flags, the
+ * ShutdownWrap request class and the kMaybeDestroy method), so it is enabled only on the
+ * Node major it was checked against and only when all of them are found; otherwise the
+ * response goes the documented way (end(), sendTrailers()).
  */
 const DIRECT_TRAILERS_NODE_MAJOR = 20;
 /** Node's STREAM_FLAGS_HAS_TRAILERS (lib/internal/http2/core.js). */
@@ -49,9 +56,12 @@ const STREAM_FLAGS_HAS_TRAILERS = 0x20;
 /** grpc-status: 0, grpc-message: OK in Node's internal header-list form: name NUL value NUL flags. */
 const OK_TRAILERS_LIST: [string, number] = ['grpc-status\u00000\u0000\u0000grpc-message\u0000OK\u0000\u0000', 2];
 
+type ShutdownRequest = { oncomplete: (status: number) => void; callback: () => void; handle: unknown };
 interface StreamInternals {
   handle: symbol;
   state: symbol;
+  maybeDestroy: symbol;
+  ShutdownWrap: new () => ShutdownRequest;
 }
 let streamInternals: StreamInternals | null | undefined;
 
@@ -60,25 +70,65 @@ function findStreamInternals(stream: http2.ServerHttp2Stream): StreamInternals |
   const symbols = Object.getOwnPropertySymbols(stream);
   const handle = symbols.find((s) => s.description === 'kHandle');
   const state = symbols.find((s) => s.description === 'state');
-  return handle && state ? { handle, state } : null;
+  let maybeDestroy: symbol | undefined;
+  for (let proto = Object.getPrototypeOf(stream) as object | null; proto && !maybeDestroy; proto = Object.getPrototypeOf(proto) as object | null) {
+    maybeDestroy = Object.getOwnPropertySymbols(proto).find((s) => s.description === 'kMaybeDestroy');
+  }
+  let ShutdownWrap: unknown;
+  try {
+    ShutdownWrap = (process as unknown as { binding(name: string): Record<string, unknown> }).binding('stream_wrap')['ShutdownWrap'];
+  } catch {
+    return null;
+  }
+  if (!handle || !state || !maybeDestroy || typeof ShutdownWrap !== 'function') return null;
+  return { handle, state, maybeDestroy, ShutdownWrap: ShutdownWrap as new () => ShutdownRequest };
 }
 
-/** Whether OK trailers go out without Node's deferral (undefined until the first call was answered). */
+/** Whether successful responses leave in one write (undefined until the first call was answered). */
 export function directTrailersInUse(): boolean | undefined {
   return streamInternals === undefined ? undefined : streamInternals !== null;
 }
 
+type NativeStream = { trailers?: (list: [string, number]) => number; shutdown?: (req: ShutdownRequest) => number };
+type StreamState = { flags?: unknown; shutdownWritableCalled?: boolean };
+
+function internalsOf(stream: http2.ServerHttp2Stream): { native: NativeStream; state: StreamState; internals: StreamInternals } | null {
+  if (streamInternals === undefined) streamInternals = findStreamInternals(stream);
+  if (streamInternals === null || stream.destroyed) return null;
+  const fields = stream as unknown as Record<symbol, unknown>;
+  const native = fields[streamInternals.handle] as NativeStream | undefined;
+  const state = fields[streamInternals.state] as StreamState | undefined;
+  if (typeof native?.trailers !== 'function' || typeof native.shutdown !== 'function' || typeof state?.flags !== 'number') return null;
+  return { native, state, internals: streamInternals };
+}
+
+/**
+ * Shuts the stream's writable side down now, as Node's shutdownWritable() would from _final
+ * a turn later; false if that is not possible here (the caller then relies on Node's own).
+ */
+function shutdownWritableNow(stream: http2.ServerHttp2Stream): boolean {
+  const found = internalsOf(stream);
+  if (!found || found.state.shutdownWritableCalled) return false;
+  const { native, state, internals } = found;
+  state.shutdownWritableCalled = true;
+  const req = new internals.ShutdownWrap();
+  // What Node's afterShutdown does: once 'finish' is emitted, let the stream close itself.
+  req.oncomplete = () => {
+    stream.once('finish', () => (stream as unknown as Record<symbol, () => void>)[internals.maybeDestroy]!());
+  };
+  req.callback = () => {};
+  req.handle = native;
+  if (native.shutdown!(req) === 1) req.oncomplete(0); // 1: finished synchronously
+  return true;
+}
+
 /** Submits `grpc-status: 0` trailers on the nghttp2 stack; false if that is not possible here. */
 function submitOkTrailersNow(stream: http2.ServerHttp2Stream): boolean {
-  if (streamInternals === undefined) streamInternals = findStreamInternals(stream);
-  if (streamInternals === null || stream.destroyed) return false;
-  const fields = stream as unknown as Record<symbol, unknown>;
-  const handle = fields[streamInternals.handle] as { trailers?: (list: [string, number]) => number } | undefined;
-  const state = fields[streamInternals.state] as { flags?: unknown } | undefined;
-  if (typeof handle?.trailers !== 'function' || typeof state?.flags !== 'number') return false;
+  const found = internalsOf(stream);
+  if (!found) return false;
   // What Node's finishSendTrailers() does, minus the deferral.
-  state.flags &= ~STREAM_FLAGS_HAS_TRAILERS;
-  const ret = handle.trailers(OK_TRAILERS_LIST);
+  found.state.flags = (found.state.flags as number) & ~STREAM_FLAGS_HAS_TRAILERS;
+  const ret = found.native.trailers!(OK_TRAILERS_LIST);
   if (ret < 0) stream.destroy(new Error(`http2: submitting trailers failed (nghttp2 error ${ret})`));
   return true;
 }
@@ -267,6 +317,7 @@ function serveUnary(handler: RegisteredHandler, stream: http2.ServerHttp2Stream,
       });
     }
     stream.end(framed);
+    if (!trailer) shutdownWritableNow(stream);
   };
 
   stream.on('data', (chunk: Buffer) => {

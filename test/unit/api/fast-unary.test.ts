@@ -1,6 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import net from 'node:net';
 import http2 from 'node:http2';
+import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { createConnectionInjector, directTrailersInUse, FAST_PATHS } from '../../../src/api/fast-unary.js';
 import { serviceDefinition, grpcError } from '../../../src/api/grpc.js';
@@ -26,7 +27,10 @@ afterEach(async () => {
 const KV = 'etcdserverpb.KV';
 const PutResponse = root.lookupType('etcdserverpb.PutResponse');
 
-async function serve(handlers: Partial<Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler>>, opts: { fast?: boolean; maxReceiveBytes?: number } = {}): Promise<Served> {
+async function serve(
+  handlers: Partial<Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler>>,
+  opts: { fast?: boolean; maxReceiveBytes?: number; wrapSocket?: (s: net.Socket) => Duplex } = {},
+): Promise<Served> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxReceiveBytes ?? 4 * 1024 * 1024 });
   const callKinds: string[] = [];
   const impl: grpc.UntypedServiceImplementation = {};
@@ -44,7 +48,7 @@ async function serve(handlers: Partial<Record<'Range' | 'Put' | 'DeleteRange' | 
   const listener = net.createServer({ noDelay: true }, (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
-    injector.injectConnection(s);
+    injector.injectConnection(opts.wrapSocket ? opts.wrapSocket(s) : s);
   });
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
   const port = (listener.address() as net.AddressInfo).port;
@@ -94,6 +98,66 @@ async function rawCall(port: number, path: string, body: Buffer): Promise<{ head
   } finally {
     session.close();
   }
+}
+
+/** One request on an open session: response headers, body and trailers. */
+function rawCallOn(session: http2.ClientHttp2Session, path: string, body: Buffer): Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer; trailers: http2.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => (headers = h));
+    req.on('trailers', (t) => (trailers = t));
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve({ headers, body: Buffer.concat(chunks), trailers }));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A socket seen through a JS stream that records each write (a corked batch counts as one). */
+class RecordingStream extends Duplex {
+  constructor(
+    private readonly inner: net.Socket,
+    private readonly writes: Buffer[],
+  ) {
+    super();
+    inner.on('data', (d: Buffer) => this.push(d));
+    inner.on('end', () => this.push(null));
+    inner.on('error', (e) => this.destroy(e));
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.writes.push(chunk);
+    this.inner.write(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const all = Buffer.concat(chunks.map((c) => c.chunk));
+    this.writes.push(all);
+    this.inner.write(all, cb);
+  }
+
+  override _final(cb: () => void): void {
+    this.inner.end(cb);
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.inner.destroy();
+    cb(err);
+  }
+}
+
+/** The HTTP/2 frame headers in a buffer that holds whole frames. */
+function frameHeaders(buf: Buffer): { type: number; flags: number; streamId: number }[] {
+  const out: { type: number; flags: number; streamId: number }[] = [];
+  for (let at = 0; at + 9 <= buf.length; at += 9 + buf.readUIntBE(at, 3)) {
+    out.push({ type: buf[at + 3]!, flags: buf[at + 4]!, streamId: buf.readUInt32BE(at + 5) & 0x7fffffff });
+  }
+  return out;
 }
 
 function grpcFrame(message: Buffer): Buffer {
@@ -188,6 +252,35 @@ describe('fast unary path', () => {
     expect(directTrailersInUse()).toBe(process.versions.node.startsWith('20.'));
     expect(PutResponse.decode(ok.body.subarray(5)).toJSON()).toMatchObject({ header: { revision: '42' } });
     expect(fast.callKinds).toEqual(['FastUnaryCall', 'FastUnaryCall', 'FastUnaryCall']);
+  });
+
+  it('sends a successful response in one socket write: headers, message and trailers together', async () => {
+    // The server's connection goes through a JS stream, so every write Node's http2 makes
+    // (one per nghttp2 send) is seen here, with the HTTP/2 frames it carries.
+    const writes: Buffer[] = [];
+    const fast = await serve({ Put: (_c, cb) => cb(null, putResponse(7)) }, { wrapSocket: (s) => new RecordingStream(s, writes) });
+    const body = grpcFrame(Buffer.from(root.lookupType('etcdserverpb.PutRequest').encode({ key: Buffer.from('k') }).finish()));
+    const session = http2.connect(`http://127.0.0.1:${fast.port}`);
+    cleanups.push(async () => void session.close());
+    await new Promise<void>((r) => session.once('connect', () => r()));
+    for (let i = 0; i < 3; i++) {
+      const res = await rawCallOn(session, '/etcdserverpb.KV/Put', body);
+      expect(res.trailers['grpc-status']).toBe('0');
+    }
+    const HEADERS = 1;
+    const DATA = 0;
+    const END_STREAM = 1;
+    const perWrite = writes.map((w) => frameHeaders(w).filter((f) => f.streamId !== 0));
+    const responseWrites = perWrite.filter((frames) => frames.length > 0);
+    if (directTrailersInUse()) {
+      expect(responseWrites.length).toBe(3);
+      for (const frames of responseWrites) {
+        expect(frames.map((f) => f.type)).toEqual([HEADERS, DATA, HEADERS]);
+        expect(frames[2]!.flags & END_STREAM).toBe(END_STREAM);
+      }
+    } else {
+      expect(responseWrites.flat().length).toBe(9);
+    }
   });
 
   it('refuses a request larger than the server limit with RESOURCE_EXHAUSTED, without calling the handler', async () => {
