@@ -128,6 +128,73 @@ export async function createSegmentFile(
   }
 }
 
+/**
+ * The file a zero-filled spare segment is prepared in. It ends like an interrupted segment
+ * creation, so open() removes one left behind by a crash.
+ */
+export const SPARE_FILE_NAME = 'spare.wal' + TEMP_SUFFIX;
+/**
+ * Zeros are written and flushed this much at a time, with a pause after each: one big flush
+ * of 64 MiB occupies a disk like this VM's for ~0.8 s, and every WAL fdatasync issued
+ * meanwhile waits behind it (check perf --load=s saw a 0.8 s request). Flushed in small
+ * steps, an fdatasync waits for at most one step.
+ */
+const ZERO_CHUNK_BYTES = 256 * 1024;
+const ZERO_CHUNK_PAUSE_MS = 5;
+let zeroChunk: Buffer | undefined;
+
+/**
+ * Prepares a segment's space ahead of need: `sizeBytes` of zeros written and fsynced in
+ * `dir`/SPARE_FILE_NAME. Appends into space that is already written change no file metadata,
+ * so their fdatasync flushes only data (here about 90 instead of 135 us per small append, and
+ * a third less kernel CPU). `aborted` is polled between chunks; an aborted or failed
+ * preparation removes the file and rejects.
+ */
+export async function prepareZeroFilledSpare(dir: string, sizeBytes: number, aborted: () => boolean): Promise<FileHandle> {
+  const sparePath = path.join(dir, SPARE_FILE_NAME);
+  const handle = await fsp.open(sparePath, 'w+', 0o600);
+  try {
+    zeroChunk ??= Buffer.alloc(ZERO_CHUNK_BYTES);
+    for (let at = 0; at < sizeBytes; at += ZERO_CHUNK_BYTES) {
+      if (aborted()) throw new Error('wal: spare segment preparation aborted');
+      await writeFully(handle, zeroChunk.subarray(0, Math.min(ZERO_CHUNK_BYTES, sizeBytes - at)), at);
+      await handle.datasync();
+      await new Promise((resolve) => setTimeout(resolve, ZERO_CHUNK_PAUSE_MS));
+    }
+    await handle.sync();
+    return handle;
+  } catch (e) {
+    await discardSpare(dir, handle);
+    throw e;
+  }
+}
+
+/** Closes and removes a prepared (or half-prepared) spare segment. */
+export async function discardSpare(dir: string, handle: FileHandle): Promise<void> {
+  await handle.close().catch(() => undefined);
+  await fsp.rm(path.join(dir, SPARE_FILE_NAME), { force: true }).catch(() => undefined);
+}
+
+/**
+ * Turns a prepared spare into segment `fileName`: header written at its start and synced,
+ * then renamed into place and the directory fsynced (the same crash guarantees as
+ * createSegmentFile). Returns the handle, now the segment's.
+ */
+export async function segmentFromSpare(
+  dir: string, spare: FileHandle, fileName: string, header: Uint8Array, onFsync: (seconds: number) => void,
+): Promise<FileHandle> {
+  try {
+    await writeFully(spare, header, 0);
+    await timedSync(spare, onFsync, false);
+    await fsp.rename(path.join(dir, SPARE_FILE_NAME), path.join(dir, fileName));
+    await fsyncDir(dir);
+    return spare;
+  } catch (e) {
+    await discardSpare(dir, spare);
+    throw e;
+  }
+}
+
 /** fdatasync on the calling thread, reporting its duration. */
 export function timedSyncBlocking(fd: number, onFsync: (seconds: number) => void): void {
   const startNs = process.hrtime.bigint();

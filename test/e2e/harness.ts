@@ -24,15 +24,25 @@ export function tempDir(prefix = 'tsetcd-e2e-'): string {
   return d;
 }
 
+/** Ports this process has handed out: the kernel may offer a just-closed port again. */
+const handedOutPorts = new Set<number>();
+
+/** A port free right now on 127.0.0.1 and not handed out before by this process. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOutPorts.has(port)) {
+      handedOutPorts.add(port);
+      return port;
+    }
+  }
 }
 
 export interface MemberSpec {

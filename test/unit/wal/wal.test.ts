@@ -411,4 +411,85 @@ describe('Wal', () => {
     fs.mkdirSync(dir, { recursive: true });
     await expect(Wal.open(dir)).rejects.toThrow(/no segment files/);
   });
+
+  describe('zero-filled spare segments', () => {
+    const SEGMENT = 256 * 1024;
+    const kib = (index: number) => entry(index, 1, 'x'.repeat(1000) + index);
+
+    async function waitFor(cond: () => boolean): Promise<void> {
+      for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(cond()).toBe(true);
+    }
+
+    /** Bytes of the file that are allocated on disk (a hole has none). */
+    const allocatedBytes = (file: string) => fs.statSync(path.join(dir, file)).blocks * 512;
+
+    it('switches a sparse active segment for a zero-filled one once it holds spareAfterBytes; replay spans both', async () => {
+      const logger = recordingLogger();
+      const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: SEGMENT, spareAfterBytes: 8 * 1024, logger });
+      let index = 1;
+      for (; index <= 12; index++) await wal.save(hardState(1, 0n, index - 1), [kib(index)]);
+      await waitFor(() => walFiles(dir).length === 2);
+      const [first, second] = walFiles(dir);
+      // The first segment is sparse (only what was written is allocated); the second is all written space.
+      expect(allocatedBytes(first!)).toBeLessThan(SEGMENT / 2);
+      expect(fs.statSync(path.join(dir, second!)).size).toBe(SEGMENT);
+      expect(allocatedBytes(second!)).toBeGreaterThanOrEqual(SEGMENT);
+      expect(wal.tail.file).toBe(second);
+      expect(logger.lines.some((l) => l.msg === 'wal: cut segment' && l.fields?.['zero-filled'] === true)).toBe(true);
+      for (; index <= 20; index++) await wal.save(hardState(1, 0n, index - 1), [kib(index)]);
+      await wal.close();
+      expect(fs.existsSync(path.join(dir, 'spare.wal.tmp'))).toBe(false);
+
+      const opened = await Wal.open(dir);
+      expect(opened.entries.map((e) => e.index)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(plain(opened.entries)).toEqual(plain(Array.from({ length: 20 }, (_, i) => kib(i + 1))));
+      await opened.wal.close();
+    });
+
+    it('keeps the spare for the cut of a full zero-filled segment, so the next one is zero-filled too', async () => {
+      const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: SEGMENT, spareAfterBytes: 8 * 1024 });
+      let index = 1;
+      for (; index <= 12; index++) await wal.save(hardState(1, 0n, index - 1), [kib(index)]);
+      await waitFor(() => walFiles(dir).length === 2);
+      // Fill the second segment past its size: the cut takes the spare prepared meanwhile.
+      while (walFiles(dir).length < 3) {
+        await wal.save(hardState(1, 0n, index - 1), [kib(index)]);
+        index++;
+        if (index % 50 === 0) await new Promise((r) => setTimeout(r, 20)); // let the spare's writes land
+      }
+      const third = walFiles(dir)[2]!;
+      expect(allocatedBytes(third)).toBeGreaterThanOrEqual(SEGMENT);
+      await wal.close();
+      const opened = await Wal.open(dir);
+      expect(opened.entries.length).toBe(index - 1);
+      await opened.wal.close();
+    });
+
+    it('removes a spare left behind by a crash when opening, and leaves none after a close mid-preparation', async () => {
+      const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: 64 * 1024 * 1024, spareAfterBytes: 1024 });
+      await wal.save(hardState(1, 0n, 0), [kib(1), kib(2)]); // starts preparing a 64 MiB spare
+      await wal.close(); // stops it
+      expect(fs.existsSync(path.join(dir, 'spare.wal.tmp'))).toBe(false);
+      fs.writeFileSync(path.join(dir, 'spare.wal.tmp'), Buffer.alloc(4096));
+      const logger = recordingLogger();
+      const opened = await Wal.open(dir, { logger });
+      expect(fs.existsSync(path.join(dir, 'spare.wal.tmp'))).toBe(false);
+      expect(logger.lines.some((l) => l.fields?.['file'] === 'spare.wal.tmp')).toBe(true);
+      expect(opened.entries.map((e) => e.index)).toEqual([1, 2]);
+      await opened.wal.close();
+    });
+
+    it('does not prepare a spare before the active segment holds spareAfterBytes, nor when disabled', async () => {
+      for (const spareAfterBytes of [1024 * 1024, 0]) {
+        removeDir(root);
+        const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: SEGMENT, spareAfterBytes });
+        for (let index = 1; index <= 100; index++) await wal.save(hardState(1, 0n, index - 1), [kib(index)]);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(fs.readdirSync(dir).filter((n) => n.includes('spare'))).toEqual([]);
+        expect(walFiles(dir).length).toBe(1);
+        await wal.close();
+      }
+    });
+  });
 });
