@@ -12,13 +12,11 @@ import { WalCorruptError } from './errors.js';
 import { BatchEncoder, nextSyncEpoch, RecordType } from './record.js';
 import { emptyHardState, Replayer } from './replay.js';
 import {
-  createSegmentFile, discardSpare, fsyncDir, listSegmentsSync, prepareZeroFilledSpare, removeTempSegments, segmentFileName,
-  segmentFromSpare, segmentsIn, timedSync, timedSyncBlocking, writeFullySync, type SegmentName,
+  createSegmentFile, fsyncDir, listSegmentsSync, removeTempSegments, segmentFileName, segmentsIn,
+  timedSync, timedSyncBlocking, writeFullySync, type SegmentName,
 } from './segment.js';
 
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1024 * 1024;
-/** A zero-filled spare segment is prepared once the active segment holds this much. */
-export const DEFAULT_SPARE_AFTER_BYTES = 1024 * 1024;
 /** save({ mayBlock }) syncs on the calling thread only while recent fdatasyncs average below this. */
 export const DEFAULT_MAX_BLOCKING_SYNC_MS = 2;
 /** Weight of the newest fdatasync in the latency average (about the last ten count). */
@@ -45,12 +43,6 @@ export interface WalOptions {
   onWriteBytes?: (n: number) => void;
   /** Longest average fdatasync (ms) for which save({ mayBlock: true }) may block; 0 never blocks. Default 2. */
   maxBlockingSyncMs?: number;
-  /**
-   * Once the active segment holds this many bytes, the next segment's space is prepared in
-   * the background, zero-filled and fsynced; a sparse active segment is then switched for
-   * it at once (see prepareSpare). 0 disables this. Default 1 MiB.
-   */
-  spareAfterBytes?: number;
 }
 
 export interface OpenedWal {
@@ -68,7 +60,6 @@ const SILENT_LOGGER: WalLogger = { info: () => undefined, warn: () => undefined,
 
 interface ResolvedOptions {
   segmentSizeBytes: number;
-  spareAfterBytes: number;
   maxBlockingSyncMs: number;
   logger: WalLogger;
   onFsync: (seconds: number) => void;
@@ -80,15 +71,10 @@ function resolveOptions(opts: WalOptions | undefined): ResolvedOptions {
   if (!Number.isSafeInteger(segmentSizeBytes) || segmentSizeBytes <= 0) {
     throw new RangeError(`wal: segmentSizeBytes must be a positive integer, got ${segmentSizeBytes}`);
   }
-  const spareAfterBytes = opts?.spareAfterBytes ?? DEFAULT_SPARE_AFTER_BYTES;
-  if (!Number.isSafeInteger(spareAfterBytes) || spareAfterBytes < 0) {
-    throw new RangeError(`wal: spareAfterBytes must be a non-negative integer, got ${spareAfterBytes}`);
-  }
   const maxBlockingSyncMs = opts?.maxBlockingSyncMs ?? DEFAULT_MAX_BLOCKING_SYNC_MS;
   if (!(maxBlockingSyncMs >= 0)) throw new RangeError(`wal: maxBlockingSyncMs must be >= 0, got ${maxBlockingSyncMs}`);
   return {
     segmentSizeBytes,
-    spareAfterBytes,
     maxBlockingSyncMs,
     logger: opts?.logger ?? SILENT_LOGGER,
     onFsync: opts?.onFsync ?? (() => undefined),
@@ -130,14 +116,6 @@ export class Wal {
   private unsyncedBytes = 0;
   /** Moving average of recent fdatasync latencies (ms); gates blocking syncs (see save()). */
   private fsyncEwmaMs = 0;
-  /** The next segment's space, zero-filled and fsynced, ready for the next cut (see prepareSpare). */
-  private spare: FileHandle | null = null;
-  /** The spare being prepared, if any. */
-  private sparePreparing: Promise<void> | null = null;
-  /** Set by close() (stops a preparation) and after a failed preparation (no more attempts). */
-  private spareStopped = false;
-  /** Whether the active segment was a zero-filled spare: appends into it change no metadata. */
-  private activeZeroFilled = false;
 
   private constructor(
     readonly dir: string,
@@ -312,10 +290,6 @@ export class Wal {
         await this.state.handle.close().catch((e: unknown) => {
           if (!this.failure) throw e;
         });
-        this.spareStopped = true;
-        await this.sparePreparing;
-        if (this.spare !== null) await discardSpare(this.dir, this.spare);
-        this.spare = null;
       }
     }, true);
     this.closeRequested = true;
@@ -450,38 +424,6 @@ export class Wal {
     this.state.offsetBytes += bytes.length;
     this.unsyncedBytes += bytes.length;
     this.opts.onWriteBytes(bytes.length);
-    if (this.spare === null && this.sparePreparing === null && !this.spareStopped
-      && this.opts.spareAfterBytes > 0 && this.state.offsetBytes >= this.opts.spareAfterBytes) this.prepareSpare();
-  }
-
-  /**
-   * Prepares the next segment's space in the background: zero-filled and fsynced, as
-   * PostgreSQL does for its WAL. A segment is otherwise sparse (Node has no fallocate), and
-   * every fdatasync after an append into a hole also writes the file's block map; into
-   * written space it flushes only the data. Started once the active segment holds
-   * `spareAfterBytes`, so a WAL that is hardly written (a test, an idle member) never pays
-   * the 64 MiB write. If the active segment is sparse, the WAL switches to the spare as soon
-   * as it is ready (segments may be cut at any size); otherwise the spare waits for the cut.
-   * A failure only costs the speed-up: it is logged and not retried.
-   */
-  private prepareSpare(): void {
-    this.sparePreparing = prepareZeroFilledSpare(this.dir, this.opts.segmentSizeBytes, () => this.spareStopped).then(
-      (handle) => {
-        this.sparePreparing = null;
-        this.spare = handle;
-        if (!this.activeZeroFilled && !this.closeRequested && !this.failure) {
-          // Unless a full segment's cut took the spare first. A failed cut poisons the WAL,
-          // which the next save reports.
-          this.enqueue(() => (this.spare !== null && !this.activeZeroFilled ? this.cut() : Promise.resolve())).catch(() => undefined);
-        }
-      },
-      (e: Error) => {
-        this.sparePreparing = null;
-        if (this.spareStopped) return; // closing
-        this.spareStopped = true;
-        this.opts.logger.warn('wal: could not prepare a zero-filled segment; new segments stay sparse (slower fdatasync)', { dir: this.dir, error: e.message });
-      },
-    );
   }
 
   private async appendToActive(bytes: Buffer, sync: boolean): Promise<void> {
@@ -555,12 +497,8 @@ export class Wal {
     // releasing older segments never loses them.
     writeSegmentHeader(encoder, state.crc, state.metadata, state.snapshot, isEmptyHardState(state.hardState) ? undefined : state.hardState);
     const header = encoder.finish(true);
-    const spare = this.spare;
-    this.spare = null;
-    const handle = await this.guardIo(() => spare !== null
-      ? segmentFromSpare(this.dir, spare, next.fileName, header.bytes, this.opts.onFsync)
-      : createSegmentFile(this.dir, next.fileName, header.bytes, this.opts.segmentSizeBytes, this.opts.onFsync));
-    this.activeZeroFilled = spare !== null;
+    const handle = await this.guardIo(() =>
+      createSegmentFile(this.dir, next.fileName, header.bytes, this.opts.segmentSizeBytes, this.opts.onFsync));
     this.opts.onWriteBytes(header.bytes.length);
     await state.handle.close().catch(() => undefined);
     state.handle = handle;
@@ -568,7 +506,7 @@ export class Wal {
     state.crc = header.crc;
     state.syncEpoch = nextSyncEpoch(state.syncEpoch);
     state.segments.push(next);
-    this.opts.logger.info('wal: cut segment', { file: next.fileName, previous: previous.fileName, 'zero-filled': this.activeZeroFilled });
+    this.opts.logger.info('wal: cut segment', { file: next.fileName, previous: previous.fileName });
   }
 }
 
