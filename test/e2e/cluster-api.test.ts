@@ -110,6 +110,42 @@ describe('watch on every member', () => {
   });
 });
 
+describe('peer traffic metrics', () => {
+  it('every member counts the bytes it sends to and receives from each peer, and both ends agree', async () => {
+    for (const s of specs) await ctlOk(ep(s), ['put', `traffic-${s.name}`, 'x'.repeat(2000)]);
+    // "<hex id>, started, <name>, <peer url>, <client url>, <learner>"
+    const ids = new Map<string, string>();
+    for (const line of (await ctlOk(ep(specs[0]!), ['member', 'list'])).split('\n').filter((l) => l.trim() !== '')) {
+      const [id, , name] = line.split(', ');
+      ids.set(name!, id!);
+    }
+    const counters = async (s: MemberSpec) => {
+      const text = await (await fetch(`${ep(s)}/metrics`)).text();
+      const read = (metric: string, label: string) => {
+        const out = new Map<string, number>();
+        for (const m of text.matchAll(new RegExp(`^${metric}\\{${label}="([0-9a-f]+)"\\} (\\d+)$`, 'gm'))) out.set(m[1]!, Number(m[2]));
+        return out;
+      };
+      return { sent: read('etcd_network_peer_sent_bytes_total', 'To'), received: read('etcd_network_peer_received_bytes_total', 'From') };
+    };
+    // Read all members at once; only heartbeats (tens of bytes) travel between the reads.
+    const seen = await Promise.all(specs.map(counters));
+    const bySelf = new Map(specs.map((s, i) => [ids.get(s.name)!, seen[i]!]));
+    let pairs = 0;
+    for (const [from, c] of bySelf) {
+      for (const [to, sentBytes] of c.sent) {
+        const receivedBytes = bySelf.get(to)?.received.get(from);
+        expect(receivedBytes, `${to} counts what ${from} sent it`).toBeDefined();
+        expect(sentBytes).toBeGreaterThan(2000); // at least one 2 KB value was replicated or forwarded
+        expect(Math.abs(sentBytes - receivedBytes!)).toBeLessThanOrEqual(Math.max(1024, sentBytes * 0.02));
+        pairs++;
+      }
+    }
+    // The leader talks to both followers, each follower to the leader: at least 4 directed pairs.
+    expect(pairs).toBeGreaterThanOrEqual(4);
+  });
+});
+
 describe('reconfiguration through a follower', () => {
   it('member add and remove sent to a follower succeed once every voter has been connected for 5 s', async () => {
     const rows = (await ctlOk(specs.map(ep), ['endpoint', 'status'])).trim().split('\n').map((l) => l.split(', '));
