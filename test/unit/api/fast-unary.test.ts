@@ -79,29 +79,24 @@ function putResponse(revision: number): Msg {
   return { header: { cluster_id: 1, member_id: 2, revision, raft_term: 3 } };
 }
 
-/** One raw HTTP/2 request: returns response headers, body and trailers. */
-async function rawCall(port: number, path: string, body: Buffer): Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer; trailers: http2.IncomingHttpHeaders }> {
+/** One raw HTTP/2 request on a session of its own: returns response headers, body and trailers. */
+async function rawCall(port: number, path: string, body: Buffer): Promise<RawResponse> {
   const session = http2.connect(`http://127.0.0.1:${port}`);
   try {
-    return await new Promise((resolve, reject) => {
-      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
-      let headers: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      const chunks: Buffer[] = [];
-      req.on('response', (h) => (headers = h));
-      req.on('trailers', (t) => (trailers = t));
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => resolve({ headers, body: Buffer.concat(chunks), trailers }));
-      req.on('error', reject);
-      req.end(body);
-    });
+    return await rawCallOn(session, path, body);
   } finally {
     session.close();
   }
 }
 
+interface RawResponse {
+  headers: http2.IncomingHttpHeaders;
+  body: Buffer;
+  trailers: http2.IncomingHttpHeaders;
+}
+
 /** One request on an open session: response headers, body and trailers. */
-function rawCallOn(session: http2.ClientHttp2Session, path: string, body: Buffer): Promise<{ headers: http2.IncomingHttpHeaders; body: Buffer; trailers: http2.IncomingHttpHeaders }> {
+function rawCallOn(session: http2.ClientHttp2Session, path: string, body: Buffer): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
     let headers: http2.IncomingHttpHeaders = {};
