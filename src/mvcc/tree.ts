@@ -6,9 +6,19 @@
 
 import { KeyIndex } from './key_index.js';
 
-const MAX_CHUNK = 512;
-/** Leading bytes compared in JS before handing the rest to Buffer.compare. */
-const INLINE_COMPARE_BYTES = 16;
+/**
+ * Entries per chunk at most. An insert shifts half a chunk on average (Array splice), and a
+ * search's comparisons each chase a KeyIndex and its key Buffer through memory, so smaller
+ * chunks cost a slightly longer top-level search but much less shifting.
+ */
+const MAX_CHUNK = 256;
+/**
+ * Leading bytes compared in JS before handing the rest to Buffer.compare. Keys under one
+ * prefix (etcdctl check perf's 20-byte "/etcdctl-check-perf/", Kubernetes' /registry/...)
+ * differ right after it; the first comparisons of a search start at byte 0, and a JS loop
+ * over a few dozen bytes is cheaper than the native call.
+ */
+const INLINE_COMPARE_BYTES = 64;
 
 /**
  * Byte-wise order of two keys (Buffer.compare's). Keys usually differ within their first

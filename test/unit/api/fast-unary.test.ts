@@ -3,7 +3,7 @@ import net from 'node:net';
 import http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import { createConnectionInjector, directTrailersInUse, FAST_PATHS } from '../../../src/api/fast-unary.js';
+import { createConnectionInjector, directTrailersInUse, FAST_PATHS, STREAM_CLOSED_AFTER_RESPONSE } from '../../../src/api/fast-unary.js';
 import { serviceDefinition, grpcError } from '../../../src/api/grpc.js';
 import { root, type Msg } from '../../../src/server/pb.js';
 import { ServerError } from '../../../src/server/errors.js';
@@ -278,6 +278,32 @@ describe('fast unary path', () => {
     }
   });
 
+  it('builds no ERR_STREAM_DESTROYED for a response whose stream closed before its write completed', async () => {
+    // One-write responses close the stream before Node reports the write done; Node then
+    // passes an error to the waiting write callbacks (none here). It must be the shared one,
+    // not a new error with a stack trace per call, and the stream must not emit 'error'.
+    const streams: http2.ServerHttp2Stream[] = [];
+    const errors: Error[] = [];
+    const s = await serve({
+      Put: (c, cb) => {
+        const stream = (c as unknown as { stream: http2.ServerHttp2Stream }).stream;
+        streams.push(stream);
+        stream.on('error', (e) => errors.push(e));
+        cb(null, putResponse(3));
+      },
+    });
+    const c = client(s.port);
+    for (let i = 0; i < 5; i++) await call(c, 'Put', { key: Buffer.from('k') });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(streams).toHaveLength(5);
+    for (const stream of streams) {
+      expect(stream.destroyed).toBe(true);
+      if (directTrailersInUse()) expect(writableErrorOf(stream)).toBe(STREAM_CLOSED_AFTER_RESPONSE);
+      else expect(writableErrorOf(stream)).toBeNull();
+    }
+    expect(errors).toEqual([]);
+  });
+
   it('refuses a request larger than the server limit with RESOURCE_EXHAUSTED, without calling the handler', async () => {
     const s = await serve({ Put: (_c, cb) => cb(null, putResponse(1)) }, { maxReceiveBytes: 1000 });
     const c = client(s.port);
@@ -337,3 +363,8 @@ describe('fast unary path', () => {
     expect(s.callKinds[0]).not.toBe('FastUnaryCall');
   });
 });
+
+/** The error a stream's Writable side holds (Duplex has no writableErrored getter in Node 20). */
+function writableErrorOf(stream: http2.ServerHttp2Stream): Error | null {
+  return (stream as unknown as { _writableState: { errored: Error | null } })._writableState.errored;
+}
