@@ -20,6 +20,7 @@ export const H2_PREFACE_BYTES = 24;
 const FRAME_HEADER_BYTES = 9;
 const FRAME_HEADERS = 0x1;
 const FRAME_SETTINGS = 0x4;
+const FRAME_PING = 0x6;
 const FRAME_CONTINUATION = 0x9;
 const FLAG_END_STREAM = 0x1;
 const FLAG_ACK = 0x1;
@@ -27,6 +28,7 @@ const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 const PRIORITY_FIELD_BYTES = 5;
+const PING_PAYLOAD_BYTES = 8;
 const STREAM_ID_MASK = 0x7fffffff;
 /** SETTINGS_MAX_FRAME_SIZE's initial value; every peer must accept frames this large. */
 export const DEFAULT_MAX_FRAME_BYTES = 16_384;
@@ -269,6 +271,8 @@ interface CollectingFrame {
   streamId: number;
   payload: Buffer;
   received: number;
+  /** Stream offset of the frame (kept for PINGs, which may be removed). */
+  offset?: number;
 }
 
 export interface ClientStreamRewriterOptions {
@@ -283,6 +287,12 @@ export interface ClientStreamRewriterOptions {
    * that the server's HTTP/2 stack never sent (see injectH2Connection).
    */
   dropSettingsAcks?: number;
+}
+
+/** A frame removed from the client's stream: where it started and how long it was. */
+export interface DroppedFrame {
+  offset: number;
+  bytes: number;
 }
 
 /**
@@ -310,6 +320,16 @@ export class ClientStreamRewriter {
   authorityFixes = 0;
   /** Stream offset of the first SETTINGS ACK removed, -1 before that. */
   droppedAckOffset = -1;
+  /** Every frame removed so far (SETTINGS ACKs, answered PINGs), in stream order. */
+  readonly droppedFrames: DroppedFrame[] = [];
+  /**
+   * While set, PING frames are removed from the stream and their payloads queued in
+   * `pingsToAnswer`: someone else answers them (injectH2Connection, before the server has
+   * the connection). Cleared, later PINGs pass to the server as usual.
+   */
+  answerPings = false;
+  /** Payloads of removed PINGs not yet answered; the answerer empties it. */
+  readonly pingsToAnswer: Buffer[] = [];
 
   constructor(opts: ClientStreamRewriterOptions = {}) {
     this.prefaceLeft = opts.prefaceBytes ?? H2_PREFACE_BYTES;
@@ -411,7 +431,12 @@ export class ClientStreamRewriter {
     if (type === FRAME_SETTINGS && (flags & FLAG_ACK) !== 0 && length === 0 && this.acksToDrop > 0) {
       this.acksToDrop--;
       if (this.droppedAckOffset < 0) this.droppedAckOffset = frameOffset;
+      this.droppedFrames.push({ offset: frameOffset, bytes: FRAME_HEADER_BYTES });
       return 'drop';
+    }
+    if (type === FRAME_PING && this.answerPings && (flags & FLAG_ACK) === 0 && length === PING_PAYLOAD_BYTES && streamId === 0) {
+      this.collecting = { type, flags, streamId, payload: Buffer.allocUnsafe(length), received: 0, offset: frameOffset };
+      return 'collect';
     }
     this.passLeft = length;
     return 'pass';
@@ -422,6 +447,16 @@ export class ClientStreamRewriter {
     const c = this.collecting;
     if (c === null || c.received < c.payload.length) return;
     this.collecting = null;
+    if (c.type === FRAME_PING) {
+      // Whole only now: if answering stopped meanwhile, the PING goes on to the server.
+      if (this.answerPings) {
+        this.droppedFrames.push({ offset: c.offset ?? 0, bytes: FRAME_HEADER_BYTES + c.payload.length });
+        this.pingsToAnswer.push(c.payload);
+      } else {
+        out.push(pingFrame(c.flags, c.payload));
+      }
+      return;
+    }
     const frames = this.onBlockFrame(c);
     if (frames !== null) out.push(frames);
   }
@@ -452,6 +487,16 @@ export class ClientStreamRewriter {
     this.headerBlocks++;
     return headerBlockFrames(open.streamId, open.flags, open.priority, encodeHeaderBlockStateless(fields), this.maxFrameBytes);
   }
+}
+
+/** A PING frame (connection stream) with `flags` and its 8-byte `payload`. */
+function pingFrame(flags: number, payload: Buffer): Buffer {
+  const frame = Buffer.alloc(FRAME_HEADER_BYTES + PING_PAYLOAD_BYTES);
+  frame.writeUIntBE(PING_PAYLOAD_BYTES, 0, 3);
+  frame[3] = FRAME_PING;
+  frame[4] = flags;
+  payload.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
 }
 
 /** The priority field and header block fragment of a HEADERS payload (padding dropped). */
@@ -629,10 +674,29 @@ export class AuthorityRewritingSocket extends Duplex {
 
 /** A SETTINGS frame with no parameters: a valid server connection preface. */
 const EMPTY_SETTINGS_FRAME = Buffer.from([0, 0, 0, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
+
+
+/** `data` (the client's stream from its start) without the frames the rewriter removed. */
+function withoutDroppedFrames(data: Buffer, dropped: readonly DroppedFrame[]): Buffer {
+  if (dropped.length === 0) return data;
+  const kept: Buffer[] = [];
+  let from = 0;
+  for (const d of dropped) {
+    kept.push(data.subarray(from, d.offset));
+    from = d.offset + d.bytes;
+  }
+  kept.push(data.subarray(from));
+  return Buffer.concat(kept);
+}
 /** Client bytes held while deciding before giving up and taking the shim (which is always right). */
 const MAX_DECIDING_BYTES = 256 * 1024;
-/** Default for H2HandoffOptions.firstRequestWaitMs. */
-export const DEFAULT_FIRST_REQUEST_WAIT_MS = 1000;
+/**
+ * Default for H2HandoffOptions.firstRequestWaitMs. Long: etcd's Go client opens a connection
+ * to every endpoint at once and may send its first request over some of them seconds later
+ * (etcdctl check perf builds 200 clients before its load starts); deciding on a timer gave a
+ * fifth of those connections the shim for nothing. Keepalive PINGs are answered meanwhile.
+ */
+export const DEFAULT_FIRST_REQUEST_WAIT_MS = 30_000;
 
 export type H2HandoffDecision = 'plain' | 'shim';
 
@@ -662,10 +726,16 @@ export interface H2HandoffOptions {
  *    which clients accept as a later SETTINGS frame.
  *  - authority holds a URL: the server gets an AuthorityRewritingSocket, which also removes
  *    that ACK whenever it arrives.
- * A client that sends no request within `firstRequestWaitMs` gets the shim.
+ * Until then the client's keepalive PINGs are answered here (and removed from what the
+ * server gets), so an idle client keeps its connection. A client that sends no request
+ * within `firstRequestWaitMs` gets the shim.
  */
 export function injectH2Connection(socket: net.Socket, inject: (connection: Duplex) => void, opts: H2HandoffOptions = {}): void {
   const rewriter = new ClientStreamRewriter({ dropSettingsAcks: 1 });
+  rewriter.answerPings = true;
+  const answerPings = () => {
+    for (const payload of rewriter.pingsToAnswer.splice(0)) socket.write(pingFrame(FLAG_ACK, payload));
+  };
   const raw: Buffer[] = [];
   let rawBytes = 0;
   const rewritten: Buffer[] = [];
@@ -679,6 +749,9 @@ export function injectH2Connection(socket: net.Socket, inject: (connection: Dupl
     socket.removeListener('close', onClose);
     socket.pause();
     if (socket.destroyed) return;
+    // PINGs that arrived with the deciding request are answered first; later ones go to the server.
+    answerPings();
+    rewriter.answerPings = false;
     opts.onDecision?.(decision, reason);
     if (decision === 'shim') {
       const shim = new AuthorityRewritingSocket(socket, rewriter, rewritten);
@@ -686,9 +759,7 @@ export function injectH2Connection(socket: net.Socket, inject: (connection: Dupl
       lendPeerAddress(shim);
       return;
     }
-    const data = Buffer.concat(raw, rawBytes);
-    const ackAt = rewriter.droppedAckOffset;
-    const untouched = ackAt < 0 ? data : Buffer.concat([data.subarray(0, ackAt), data.subarray(ackAt + FRAME_HEADER_BYTES)]);
+    const untouched = withoutDroppedFrames(Buffer.concat(raw, rawBytes), rewriter.droppedFrames);
     if (untouched.length > 0) socket.unshift(untouched);
     inject(socket);
   };
@@ -703,6 +774,7 @@ export function injectH2Connection(socket: net.Socket, inject: (connection: Dupl
       decide('plain', `unparsable client stream: ${(err as Error).message}`);
       return;
     }
+    answerPings();
     if (rewriter.headerBlocks > 0 && rewriter.pendingAcksToDrop === 0) {
       if (rewriter.authorityFixes > 0) decide('shim', 'first request has a URL as :authority');
       else decide('plain', 'first request has a valid :authority');
@@ -754,7 +826,9 @@ function lendPeerAddress(shim: AuthorityRewritingSocket): void {
   if (server === undefined || address === undefined) return;
   const peer = { address, family: shim.remoteFamily, port: shim.remotePort };
   const stop = () => {
+    if (!server.listeners('stream').includes(onStream)) return;
     server.removeListener('stream', onStream);
+    server.setMaxListeners(Math.max(0, server.getMaxListeners() - 1));
     shim.removeListener('close', stop);
   };
   const onStream = (stream: { session?: { socket?: unknown } }) => {
@@ -767,6 +841,9 @@ function lendPeerAddress(shim: AuthorityRewritingSocket): void {
       // A session that lost its socket meanwhile: nothing to lend to.
     }
   };
+  // One listener per shimmed connection until its first stream: many clients connecting at
+  // once is normal here, not a leak, so raise the warning threshold with them.
+  server.setMaxListeners(server.getMaxListeners() + 1);
   server.prependListener('stream', onStream);
   shim.once('close', stop);
 }

@@ -301,6 +301,33 @@ describe('ClientStreamRewriter', () => {
     expect(r.pendingAcksToDrop).toBe(0);
   });
 
+  it('removes PINGs and queues their payloads only while answerPings is set, whatever the chunking', () => {
+    const payload = (n: number) => Buffer.alloc(8, n);
+    const pingOf = (n: number) => frame(T.PING, 0, 0, payload(n));
+    const input = Buffer.concat([PREFACE, settings, pingOf(1), settingsAck, pingOf(2)]);
+    for (let cut = 1; cut < input.length; cut++) {
+      const r = new ClientStreamRewriter();
+      r.answerPings = true;
+      const out = feed(r, [input.subarray(0, cut), input.subarray(cut)]);
+      expect(out).toEqual(Buffer.concat([PREFACE, settings, settingsAck]));
+      expect(r.pingsToAnswer).toEqual([payload(1), payload(2)]);
+      expect(r.droppedFrames).toEqual([
+        { offset: 24 + settings.length, bytes: 17 },
+        { offset: 24 + settings.length + 17 + settingsAck.length, bytes: 17 },
+      ]);
+    }
+    // Answering stops while a PING is half read: that PING reaches the server whole.
+    const r = new ClientStreamRewriter();
+    r.answerPings = true;
+    const at = 24 + settings.length + 12;
+    const first = feed(r, [input.subarray(0, at)]);
+    r.answerPings = false;
+    const rest = feed(r, [input.subarray(at)]);
+    expect(Buffer.concat([first, rest])).toEqual(Buffer.concat([PREFACE, settings, pingOf(1), settingsAck, pingOf(2)]));
+    expect(r.pingsToAnswer).toEqual([]);
+    expect(r.droppedFrames).toEqual([]);
+  });
+
   it('rejects broken framing', () => {
     const c = hpack.compressor.create({ table: { maxSize: 4096 } });
     const block = compress(c, requestHeaders('/x'));
@@ -408,6 +435,31 @@ describe('injectH2Connection with a Node http2 server', () => {
     expect(client.destroyed || client.closed).toBe(false);
     expect(front.decisions).toEqual([{ decision: 'plain', reason: 'first request has a valid :authority' }]);
   });
+
+  for (const [authority, decision] of [[undefined, 'plain'], [URL_AUTHORITY, 'shim']] as const) {
+    it(`answers an idle client's PINGs before its first request, then hands it over (${decision})`, async () => {
+      const h2 = echoHttp2Server();
+      const front = await startFront((c) => h2.emit('connection', c));
+      const client = http2.connect(`http://127.0.0.1:${front.port}`);
+      cleanups.push(() => void client.destroy());
+      const ping = () => new Promise<void>((resolve, reject) => client.ping((err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+      // Keepalive while idle: answered although no server has the connection yet.
+      await ping();
+      await ping();
+      expect(front.decisions).toEqual([]);
+      const headers = authority ? { ':path': '/first', ':authority': authority } : { ':path': '/first' };
+      const r = await request(client, headers);
+      expect(r).toMatchObject({ status: 200, body: '/first' });
+      expect(front.decisions.map((d) => d.decision)).toEqual([decision]);
+      // The server never saw the answered PINGs: a second answer would be an unsolicited
+      // PING ACK, which Node's client treats as a protocol error.
+      await ping();
+      const r2 = await request(client, { ':path': '/second' });
+      expect(r2).toMatchObject({ status: 200, body: '/second' });
+      expect(client.destroyed || client.closed).toBe(false);
+    });
+  }
 
   it('gives the shim to a client that sends no request in time, and it still works', async () => {
     const h2 = echoHttp2Server();
