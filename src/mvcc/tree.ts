@@ -3,6 +3,12 @@
 // binary search). Lookups are two binary searches; inserts/deletes shift at most one
 // chunk, so they stay cheap at millions of keys, and in-order range scans walk arrays.
 // Keys compare as raw bytes (Buffer.compare's order), like etcd's btree of keyIndex.
+//
+// The search inside a chunk runs on numbers: every chunk keeps, per entry, a fingerprint of
+// the FINGERPRINT_BYTES key bytes that follow the prefix all its keys share (see
+// fingerprint()). Comparing keys means following KeyIndex -> Buffer -> bytes, three cache
+// misses per step once the tree outgrows the CPU caches; the fingerprints of a chunk are one
+// contiguous array. Equal fingerprints fall back to comparing the keys.
 
 import { KeyIndex } from './key_index.js';
 
@@ -63,14 +69,55 @@ function keysEqual(a: Buffer, b: Buffer): boolean {
 /**
  * Binary-search bookkeeping. If the keys bounding a sorted range share m leading bytes with
  * the key sought, every key inside the range shares them too, so each comparison can start
- * at the smaller of the two bounds' shared lengths. chunkFor() leaves the shared lengths of
- * its result chunk's bounds here for lowerBound() to start from.
+ * at the smaller of the two bounds' shared lengths. chunkFor() leaves here how many leading
+ * bytes the key sought shares with the last key of the chunk it found (a lower bound).
  */
-let chunkSharedBelow = 0;
 let chunkSharedAt = 0;
+
+/**
+ * Key bytes a fingerprint covers. Each byte is a base-257 digit (byte + 1; 0 once the key
+ * has ended, which sorts a key before its own extensions), so 6 bytes stay exact in a
+ * double: 257^6 < 2^53.
+ */
+const FINGERPRINT_BYTES = 6;
+
+/** Order-preserving summary of key[from, from + FINGERPRINT_BYTES) (see FINGERPRINT_BYTES). */
+function fingerprint(key: Buffer, from: number): number {
+  let fp = 0;
+  const end = from + FINGERPRINT_BYTES;
+  for (let i = from; i < end; i++) fp = fp * 257 + (i < key.length ? key[i]! + 1 : 0);
+  return fp;
+}
+
+/** Length of the common prefix of a and b, checking from byte `from` on (earlier bytes known equal). */
+function commonPrefixFrom(a: Buffer, b: Buffer, from: number): number {
+  const n = a.length < b.length ? a.length : b.length;
+  let i = from;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/**
+ * The search index of one chunk: `sharedPrefix` bytes every key of the chunk starts with (a
+ * lower bound is fine: only the first and last key are compared to set it, and deletes keep
+ * it), and each entry's fingerprint of the bytes after it, in entry order.
+ */
+interface ChunkIndex {
+  sharedPrefix: number;
+  fingerprints: Float64Array;
+}
+
+function buildChunkIndex(chunk: KeyIndex[]): ChunkIndex {
+  const sharedPrefix = chunk.length === 0 ? 0 : commonPrefixFrom(chunk[0]!.key, chunk[chunk.length - 1]!.key, 0);
+  const fingerprints = new Float64Array(MAX_CHUNK + 1);
+  for (let i = 0; i < chunk.length; i++) fingerprints[i] = fingerprint(chunk[i]!.key, sharedPrefix);
+  return { sharedPrefix, fingerprints };
+}
 
 export class KeyTree {
   private readonly chunks: KeyIndex[][] = [];
+  /** indexes[c] is the search index of chunks[c]. */
+  private readonly indexes: ChunkIndex[] = [];
   /** lastKeys[c] = key of the last entry of chunks[c]. */
   private readonly lastKeys: Buffer[] = [];
   private count = 0;
@@ -93,11 +140,13 @@ export class KeyTree {
     // Mutate in place: cursors hold a reference to the chunk array.
     this.lastMiss = undefined;
     this.chunks.length = 0;
+    this.indexes.length = 0;
     this.lastKeys.length = 0;
     const half = MAX_CHUNK / 2;
     for (let i = 0; i < sorted.length; i += half) {
       const chunk = sorted.slice(i, i + half);
       this.chunks.push(chunk);
+      this.indexes.push(buildChunkIndex(chunk));
       this.lastKeys.push(chunk[chunk.length - 1]!.key);
     }
     this.count = sorted.length;
@@ -119,7 +168,6 @@ export class KeyTree {
         sharedAt = sharedBytes;
       }
     }
-    chunkSharedBelow = sharedBelow;
     chunkSharedAt = sharedAt;
     return lo;
   }
@@ -131,7 +179,7 @@ export class KeyTree {
       return undefined;
     }
     const chunk = this.chunks[c]!;
-    const i = lowerBound(chunk, key, chunkSharedBelow, chunkSharedAt);
+    const i = this.lowerBoundIn(c, key, chunkSharedAt);
     const ki = chunk[i];
     if (ki !== undefined && keysEqual(ki.key, key)) return ki;
     this.lastMiss = { c, i };
@@ -144,6 +192,7 @@ export class KeyTree {
     this.lastMiss = undefined;
     if (this.chunks.length === 0) {
       this.chunks.push([ki]);
+      this.indexes.push(buildChunkIndex(this.chunks[0]!));
       this.lastKeys.push(ki.key);
       this.count = 1;
       return;
@@ -159,8 +208,12 @@ export class KeyTree {
       }
     } else {
       c = this.chunkFor(ki.key);
-      if (c === this.chunks.length) c--; // beyond every key: append to the last chunk
-      i = lowerBound(this.chunks[c]!, ki.key, 0, 0);
+      if (c === this.chunks.length) {
+        c--; // beyond every key: append to the last chunk
+        i = this.chunks[c]!.length;
+      } else {
+        i = this.lowerBoundIn(c, ki.key, chunkSharedAt);
+      }
     }
     const chunk = this.chunks[c]!;
     if (i < chunk.length && keysEqual(chunk[i]!.key, ki.key)) throw new Error('mvcc: duplicate key inserted into index');
@@ -170,8 +223,67 @@ export class KeyTree {
     if (chunk.length > MAX_CHUNK) {
       const right = chunk.splice(chunk.length >>> 1);
       this.chunks.splice(c + 1, 0, right);
+      this.indexes.splice(c, 1, buildChunkIndex(chunk), buildChunkIndex(right));
       this.lastKeys.splice(c, 1, chunk[chunk.length - 1]!.key, right[right.length - 1]!.key);
+      return;
     }
+    this.indexInserted(c, i);
+  }
+
+  /** Updates chunk c's search index after an insert at position i. */
+  private indexInserted(c: number, i: number): void {
+    const chunk = this.chunks[c]!;
+    let index = this.indexes[c]!;
+    const key = chunk[i]!.key;
+    if (i === 0 || i === chunk.length - 1) {
+      // A new first or last key may share less with the rest: then every fingerprint moves.
+      const other = i === 0 ? chunk[chunk.length - 1]!.key : chunk[0]!.key;
+      if (commonPrefixFrom(key, other, 0) < index.sharedPrefix) {
+        this.indexes[c] = buildChunkIndex(chunk);
+        return;
+      }
+    }
+    const fps = index.fingerprints;
+    fps.copyWithin(i + 1, i, chunk.length - 1);
+    fps[i] = fingerprint(key, index.sharedPrefix);
+  }
+
+  /**
+   * First position in chunk c whose key is >= key, for a key known to be <= the chunk's last
+   * key and to share `sharedWithLast` leading bytes with it (a lower bound is fine).
+   */
+  private lowerBoundIn(c: number, key: Buffer, sharedWithLast: number): number {
+    const chunk = this.chunks[c]!;
+    const { sharedPrefix, fingerprints } = this.indexes[c]!;
+    const n = chunk.length;
+    if (sharedWithLast < sharedPrefix) {
+      sharedWithLast = commonPrefixFrom(key, chunk[n - 1]!.key, sharedWithLast);
+      // The key leaves the chunk's common prefix, below its last key: below all of its keys.
+      if (sharedWithLast < sharedPrefix) return 0;
+    }
+    const fp = fingerprint(key, sharedPrefix);
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (fingerprints[mid]! < fp) lo = mid + 1;
+      else hi = mid;
+    }
+    // Keys with the same fingerprint agree on their first sharedPrefix + FINGERPRINT_BYTES
+    // bytes (or ended together): order that run by the rest.
+    let runEnd = n;
+    for (let a = lo; a < runEnd; ) {
+      const mid = (a + runEnd) >>> 1;
+      if (fingerprints[mid]! === fp) a = mid + 1;
+      else runEnd = mid;
+    }
+    const from = sharedPrefix + FINGERPRINT_BYTES;
+    while (lo < runEnd) {
+      const mid = (lo + runEnd) >>> 1;
+      if (compareFrom(chunk[mid]!.key, key, from) < 0) lo = mid + 1;
+      else runEnd = mid;
+    }
+    return lo;
   }
 
   /** Whether `key` belongs at position i of chunk c (c === chunks.length: after every key). */
@@ -191,16 +303,20 @@ export class KeyTree {
     const c = this.chunkFor(key);
     if (c === this.chunks.length) return false;
     const chunk = this.chunks[c]!;
-    const i = lowerBound(chunk, key, chunkSharedBelow, chunkSharedAt);
+    const i = this.lowerBoundIn(c, key, chunkSharedAt);
     if (i === chunk.length || !keysEqual(chunk[i]!.key, key)) return false;
     chunk.splice(i, 1);
     this.count--;
     if (chunk.length === 0) {
       this.chunks.splice(c, 1);
+      this.indexes.splice(c, 1);
       this.lastKeys.splice(c, 1);
-    } else if (i === chunk.length) {
-      this.lastKeys[c] = chunk[chunk.length - 1]!.key;
+      return true;
     }
+    // The remaining keys still share the index's prefix (maybe more): fingerprints stay valid.
+    const fps = this.indexes[c]!.fingerprints;
+    fps.copyWithin(i, i + 1, chunk.length + 1);
+    if (i === chunk.length) this.lastKeys[c] = chunk[chunk.length - 1]!.key;
     return true;
   }
 
@@ -209,9 +325,10 @@ export class KeyTree {
     return new TreeCursor(this.chunks, this);
   }
 
-  /** @internal */
-  chunkIndexFor(key: Buffer): number {
-    return this.chunkFor(key);
+  /** @internal Position of the first entry with key >= `key`: [chunk, index in it]. */
+  seekPosition(key: Buffer): [number, number] {
+    const c = this.chunkFor(key);
+    return c === this.chunks.length ? [c, 0] : [c, this.lowerBoundIn(c, key, chunkSharedAt)];
   }
 }
 
@@ -225,9 +342,7 @@ export class TreeCursor {
 
   /** Position at the first entry with key >= `key` and return it. */
   seek(key: Buffer): KeyIndex | undefined {
-    this.c = this.tree.chunkIndexFor(key);
-    if (this.c === this.chunks.length) return undefined;
-    this.i = lowerBound(this.chunks[this.c]!, key, chunkSharedBelow, chunkSharedAt);
+    [this.c, this.i] = this.tree.seekPosition(key);
     return this.current();
   }
 
@@ -251,25 +366,4 @@ export class TreeCursor {
     }
     return undefined;
   }
-}
-
-/**
- * First position in `chunk` whose key is >= key. `sharedBelow`/`sharedAt`: how many leading
- * bytes the key sought shares with the key just below the chunk and with the chunk's last
- * key (0 when unknown).
- */
-function lowerBound(chunk: KeyIndex[], key: Buffer, sharedBelow: number, sharedAt: number): number {
-  let lo = 0;
-  let hi = chunk.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareFrom(chunk[mid]!.key, key, sharedBelow < sharedAt ? sharedBelow : sharedAt) < 0) {
-      lo = mid + 1;
-      sharedBelow = sharedBytes;
-    } else {
-      hi = mid;
-      sharedAt = sharedBytes;
-    }
-  }
-  return lo;
 }
