@@ -107,6 +107,14 @@ interface ChunkIndex {
   fingerprints: Float64Array;
 }
 
+/** Length of the common prefix of a and b, at most `limit`. */
+function commonPrefixUpTo(a: Buffer, b: Buffer, limit: number): number {
+  const n = Math.min(a.length, b.length, limit);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
 function buildChunkIndex(chunk: KeyIndex[]): ChunkIndex {
   const sharedPrefix = chunk.length === 0 ? 0 : commonPrefixFrom(chunk[0]!.key, chunk[chunk.length - 1]!.key, 0);
   const fingerprints = new Float64Array(MAX_CHUNK + 1);
@@ -118,8 +126,10 @@ export class KeyTree {
   private readonly chunks: KeyIndex[][] = [];
   /** indexes[c] is the search index of chunks[c]. */
   private readonly indexes: ChunkIndex[] = [];
-  /** lastKeys[c] = key of the last entry of chunks[c]. */
+  /** lastKeys[c] = key of the last entry of chunks[c]. Change only through setLastKey() or reindexLastKeys(). */
   private readonly lastKeys: Buffer[] = [];
+  /** The search index of lastKeys, as a ChunkIndex is of a chunk (fingerprints grow as needed). */
+  private top: ChunkIndex = { sharedPrefix: 0, fingerprints: new Float64Array(0) };
   private count = 0;
   /**
    * Where the last get() that found nothing would insert its key. A put of a new key does
@@ -142,6 +152,7 @@ export class KeyTree {
     this.chunks.length = 0;
     this.indexes.length = 0;
     this.lastKeys.length = 0;
+    this.top = { sharedPrefix: 0, fingerprints: new Float64Array(0) };
     const half = MAX_CHUNK / 2;
     for (let i = 0; i < sorted.length; i += half) {
       const chunk = sorted.slice(i, i + half);
@@ -149,27 +160,91 @@ export class KeyTree {
       this.indexes.push(buildChunkIndex(chunk));
       this.lastKeys.push(chunk[chunk.length - 1]!.key);
     }
+    this.reindexLastKeys();
     this.count = sorted.length;
   }
 
-  /** Index of the first chunk whose last key is >= key; chunks.length if none. */
+  /**
+   * Index of the first chunk whose last key is >= key; chunks.length if none. Leaves in
+   * chunkSharedAt how many leading bytes key shares with that chunk's last key (a lower bound).
+   */
   private chunkFor(key: Buffer): number {
-    let lo = 0;
-    let hi = this.lastKeys.length;
-    let sharedBelow = 0;
-    let sharedAt = 0;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareFrom(this.lastKeys[mid]!, key, sharedBelow < sharedAt ? sharedBelow : sharedAt) < 0) {
-        lo = mid + 1;
-        sharedBelow = sharedBytes;
-      } else {
-        hi = mid;
-        sharedAt = sharedBytes;
+    const count = this.lastKeys.length;
+    const { sharedPrefix, fingerprints } = this.top;
+    if (count === 0) {
+      chunkSharedAt = 0;
+      return 0;
+    }
+    if (sharedPrefix > 0) {
+      const first = this.lastKeys[0]!;
+      const shared = commonPrefixUpTo(key, first, sharedPrefix);
+      if (shared < sharedPrefix) {
+        // The key leaves the prefix every last key shares: below all of them or above all.
+        chunkSharedAt = shared;
+        return shared === key.length || key[shared]! < first[shared]! ? 0 : count;
       }
     }
-    chunkSharedAt = sharedAt;
+    const fp = fingerprint(key, sharedPrefix);
+    let lo = 0;
+    let hi = count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (fingerprints[mid]! < fp) lo = mid + 1;
+      else hi = mid;
+    }
+    let runEnd = count;
+    for (let a = lo; a < runEnd; ) {
+      const mid = (a + runEnd) >>> 1;
+      if (fingerprints[mid]! === fp) a = mid + 1;
+      else runEnd = mid;
+    }
+    const from = sharedPrefix + FINGERPRINT_BYTES;
+    while (lo < runEnd) {
+      const mid = (lo + runEnd) >>> 1;
+      if (compareFrom(this.lastKeys[mid]!, key, from) < 0) lo = mid + 1;
+      else runEnd = mid;
+    }
+    chunkSharedAt = sharedPrefix;
     return lo;
+  }
+
+  /** Rebuilds the index of lastKeys (after chunks were added, split or removed). */
+  private reindexLastKeys(): void {
+    const keys = this.lastKeys;
+    const sharedPrefix = keys.length === 0 ? 0 : commonPrefixFrom(keys[0]!, keys[keys.length - 1]!, 0);
+    let fingerprints = this.top.fingerprints;
+    if (fingerprints.length < keys.length) fingerprints = new Float64Array(Math.max(64, keys.length * 2));
+    for (let c = 0; c < keys.length; c++) fingerprints[c] = fingerprint(keys[c]!, sharedPrefix);
+    this.top = { sharedPrefix, fingerprints };
+  }
+
+  /**
+   * After a split put a new last key at lastKeys[c] (the old one moved to c + 1). It lies
+   * between its neighbours; only as the new first one (c = 0) may it share less with the rest.
+   */
+  private lastKeyInserted(c: number): void {
+    const keys = this.lastKeys;
+    const count = keys.length;
+    const { sharedPrefix } = this.top;
+    if (this.top.fingerprints.length < count || (c === 0 && commonPrefixUpTo(keys[0]!, keys[count - 1]!, sharedPrefix) < sharedPrefix)) {
+      this.reindexLastKeys();
+      return;
+    }
+    const fps = this.top.fingerprints;
+    fps.copyWithin(c + 1, c, count - 1);
+    fps[c] = fingerprint(this.lastKeys[c]!, this.top.sharedPrefix);
+  }
+
+  /** lastKeys[c] = key, keeping the index of lastKeys current. */
+  private setLastKey(c: number, key: Buffer): void {
+    const keys = this.lastKeys;
+    keys[c] = key;
+    const last = keys.length - 1;
+    if ((c === 0 || c === last) && commonPrefixUpTo(keys[0]!, keys[last]!, this.top.sharedPrefix) < this.top.sharedPrefix) {
+      this.reindexLastKeys();
+      return;
+    }
+    this.top.fingerprints[c] = fingerprint(key, this.top.sharedPrefix);
   }
 
   get(key: Buffer): KeyIndex | undefined {
@@ -194,6 +269,7 @@ export class KeyTree {
       this.chunks.push([ki]);
       this.indexes.push(buildChunkIndex(this.chunks[0]!));
       this.lastKeys.push(ki.key);
+      this.reindexLastKeys();
       this.count = 1;
       return;
     }
@@ -218,13 +294,14 @@ export class KeyTree {
     const chunk = this.chunks[c]!;
     if (i < chunk.length && keysEqual(chunk[i]!.key, ki.key)) throw new Error('mvcc: duplicate key inserted into index');
     chunk.splice(i, 0, ki);
-    if (i === chunk.length - 1) this.lastKeys[c] = ki.key;
+    if (i === chunk.length - 1) this.setLastKey(c, ki.key);
     this.count++;
     if (chunk.length > MAX_CHUNK) {
       const right = chunk.splice(chunk.length >>> 1);
       this.chunks.splice(c + 1, 0, right);
       this.indexes.splice(c, 1, buildChunkIndex(chunk), buildChunkIndex(right));
       this.lastKeys.splice(c, 1, chunk[chunk.length - 1]!.key, right[right.length - 1]!.key);
+      this.lastKeyInserted(c);
       return;
     }
     this.indexInserted(c, i);
@@ -311,12 +388,15 @@ export class KeyTree {
       this.chunks.splice(c, 1);
       this.indexes.splice(c, 1);
       this.lastKeys.splice(c, 1);
+      // The keys left still share the prefix (maybe more): the other fingerprints stay valid.
+      const fps = this.top.fingerprints;
+      fps.copyWithin(c, c + 1, this.lastKeys.length + 1);
       return true;
     }
     // The remaining keys still share the index's prefix (maybe more): fingerprints stay valid.
     const fps = this.indexes[c]!.fingerprints;
     fps.copyWithin(i, i + 1, chunk.length + 1);
-    if (i === chunk.length) this.lastKeys[c] = chunk[chunk.length - 1]!.key;
+    if (i === chunk.length) this.setLastKey(c, chunk[chunk.length - 1]!.key);
     return true;
   }
 

@@ -256,6 +256,45 @@ describe('KeyTree', () => {
     );
   });
 
+  it('keeps its search indexes right when chunks empty out and the shared prefix shrinks and grows', () => {
+    const tree = new KeyTree();
+    const model = new Map<string, Buffer>();
+    const check = () => {
+      // Compared as strings, all at once: a failure prints a short diff.
+      const sorted = [...model.values()].sort(Buffer.compare);
+      expect(tree.size).toBe(sorted.length);
+      const missing = sorted.filter((k) => tree.get(Buffer.from(k))?.key.equals(k) !== true).map((k) => k.toString());
+      expect(missing).toEqual([]);
+      for (const probe of [b(''), b('\x00'), b('/registry/'), b('/registry/pods/x'), b('/registry/pods/ns-0005/'), b('/s'), b('\xff')]) {
+        expect(tree.get(probe)?.key.toString()).toBe(model.get(probe.toString('hex'))?.toString());
+        expect(tree.cursor().seek(probe)?.key.toString()).toBe(sorted.find((k) => Buffer.compare(k, probe) >= 0)?.toString());
+      }
+    };
+    const put = (k: Buffer) => {
+      if (tree.get(k) !== undefined) return;
+      tree.insert(new KeyIndex(k));
+      model.set(k.toString('hex'), k);
+    };
+    const del = (k: Buffer) => expect([k.toString(), tree.delete(k)]).toEqual([k.toString(), model.delete(k.toString('hex'))]);
+    // Thousands of keys under one long prefix (many chunks, every index on a long shared prefix).
+    const pod = (i: number) => b(`/registry/pods/ns-${String(i % 97).padStart(4, '0')}/pod-${i}`);
+    for (let i = 0; i < 3000; i++) put(pod(i));
+    check();
+    // New first and last keys outside the prefix: both index levels must shrink their prefix.
+    put(b('/a'));
+    put(b('/registry/services/z'));
+    put(b('\x00'));
+    check();
+    // Empty out whole chunks (every key of the first half) and the extremes again.
+    for (let i = 0; i < 1500; i++) del(pod(i));
+    del(b('\x00'));
+    del(b('/a'));
+    check();
+    for (let i = 1500; i < 3000; i += 2) del(pod(i));
+    for (let i = 0; i < 600; i++) put(pod(i * 5));
+    check();
+  });
+
   it('bulkLoad builds a tree equivalent to inserting, and rejects unsorted input', () => {
     const keys = Array.from({ length: 2000 }, (_, i) => b(`key-${String(i).padStart(5, '0')}`));
     const tree = new KeyTree();
