@@ -107,6 +107,32 @@ interface ChunkIndex {
   fingerprints: Float64Array;
 }
 
+/** End of the run fingerprintRun() found (exclusive). */
+let fingerprintRunEnd = 0;
+
+/**
+ * The run of entries whose fingerprint equals `fp` in the sorted fps[0, count): returns its
+ * start and leaves its end in fingerprintRunEnd. Keys with the same fingerprint agree on the
+ * bytes it covers (or ended together), so the caller orders the run by the bytes after them.
+ */
+function fingerprintRun(fps: Float64Array, count: number, fp: number): number {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (fps[mid]! < fp) lo = mid + 1;
+    else hi = mid;
+  }
+  let end = count;
+  for (let a = lo; a < end; ) {
+    const mid = (a + end) >>> 1;
+    if (fps[mid]! === fp) a = mid + 1;
+    else end = mid;
+  }
+  fingerprintRunEnd = end;
+  return lo;
+}
+
 /** Length of the common prefix of a and b, at most `limit`. */
 function commonPrefixUpTo(a: Buffer, b: Buffer, limit: number): number {
   const n = Math.min(a.length, b.length, limit);
@@ -184,20 +210,8 @@ export class KeyTree {
         return shared === key.length || key[shared]! < first[shared]! ? 0 : count;
       }
     }
-    const fp = fingerprint(key, sharedPrefix);
-    let lo = 0;
-    let hi = count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (fingerprints[mid]! < fp) lo = mid + 1;
-      else hi = mid;
-    }
-    let runEnd = count;
-    for (let a = lo; a < runEnd; ) {
-      const mid = (a + runEnd) >>> 1;
-      if (fingerprints[mid]! === fp) a = mid + 1;
-      else runEnd = mid;
-    }
+    let lo = fingerprintRun(fingerprints, count, fingerprint(key, sharedPrefix));
+    let runEnd = fingerprintRunEnd;
     const from = sharedPrefix + FINGERPRINT_BYTES;
     while (lo < runEnd) {
       const mid = (lo + runEnd) >>> 1;
@@ -338,22 +352,8 @@ export class KeyTree {
       // The key leaves the chunk's common prefix, below its last key: below all of its keys.
       if (sharedWithLast < sharedPrefix) return 0;
     }
-    const fp = fingerprint(key, sharedPrefix);
-    let lo = 0;
-    let hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (fingerprints[mid]! < fp) lo = mid + 1;
-      else hi = mid;
-    }
-    // Keys with the same fingerprint agree on their first sharedPrefix + FINGERPRINT_BYTES
-    // bytes (or ended together): order that run by the rest.
-    let runEnd = n;
-    for (let a = lo; a < runEnd; ) {
-      const mid = (a + runEnd) >>> 1;
-      if (fingerprints[mid]! === fp) a = mid + 1;
-      else runEnd = mid;
-    }
+    let lo = fingerprintRun(fingerprints, n, fingerprint(key, sharedPrefix));
+    let runEnd = fingerprintRunEnd;
     const from = sharedPrefix + FINGERPRINT_BYTES;
     while (lo < runEnd) {
       const mid = (lo + runEnd) >>> 1;
