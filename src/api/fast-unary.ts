@@ -104,11 +104,10 @@ function internalsOf(stream: http2.ServerHttp2Stream): { native: NativeStream; s
 
 /**
  * Shuts the stream's writable side down now, as Node's shutdownWritable() would from _final
- * a turn later; false if that is not possible here (the caller then relies on Node's own).
+ * a turn later (unless that already happened; Node then does nothing more either).
  */
-function shutdownWritableNow(stream: http2.ServerHttp2Stream): boolean {
-  const found = internalsOf(stream);
-  if (!found || found.state.shutdownWritableCalled) return false;
+function shutdownWritableNow(stream: http2.ServerHttp2Stream, found: NonNullable<ReturnType<typeof internalsOf>>): void {
+  if (found.state.shutdownWritableCalled) return;
   const { native, state, internals } = found;
   state.shutdownWritableCalled = true;
   const req = new internals.ShutdownWrap();
@@ -119,7 +118,18 @@ function shutdownWritableNow(stream: http2.ServerHttp2Stream): boolean {
   req.callback = () => {};
   req.handle = native;
   if (native.shutdown!(req) === 1) req.oncomplete(0); // 1: finished synchronously
-  return true;
+}
+
+/**
+ * stream.end(data) for a response whose OK trailers leave with it in one write: where Node's
+ * internals allow, the writable side is shut down at once, and the write's completion, which
+ * Node reports after nghttp2 has already closed the stream, passes no freshly built error.
+ */
+function endInOneWrite(stream: http2.ServerHttp2Stream, data: Buffer): void {
+  const found = internalsOf(stream);
+  if (found) completeQuietlyAfterClose(stream);
+  stream.end(data);
+  if (found) shutdownWritableNow(stream, found);
 }
 
 /**
@@ -142,7 +152,7 @@ interface WritableStateView {
  * it use that instead. Only for a completion without error on a stream already destroyed;
  * a destroyed stream emits no 'error' for this (only destroy(err) does).
  */
-export function completeQuietlyAfterClose(stream: http2.ServerHttp2Stream): void {
+function completeQuietlyAfterClose(stream: http2.ServerHttp2Stream): void {
   const state = (stream as unknown as { _writableState?: Partial<WritableStateView> })._writableState;
   const onwrite = state?.onwrite;
   if (typeof onwrite !== 'function' || !('errored' in state!)) return;
@@ -348,9 +358,8 @@ function serveUnary(handler: RegisteredHandler, stream: http2.ServerHttp2Stream,
         if (!submitOkTrailersNow(stream)) stream.sendTrailers(OK_TRAILERS);
       });
     }
-    if (!trailer && internalsOf(stream) !== null) completeQuietlyAfterClose(stream);
-    stream.end(framed);
-    if (!trailer) shutdownWritableNow(stream);
+    if (trailer) stream.end(framed);
+    else endInOneWrite(stream, framed);
   };
 
   stream.on('data', (chunk: Buffer) => {
