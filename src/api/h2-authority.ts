@@ -318,8 +318,6 @@ export class ClientStreamRewriter {
   headerBlocks = 0;
   /** Authority values that held a URL and were cut down. */
   authorityFixes = 0;
-  /** Stream offset of the first SETTINGS ACK removed, -1 before that. */
-  droppedAckOffset = -1;
   /** Every frame removed so far (SETTINGS ACKs, answered PINGs), in stream order. */
   readonly droppedFrames: DroppedFrame[] = [];
   /**
@@ -430,7 +428,6 @@ export class ClientStreamRewriter {
     }
     if (type === FRAME_SETTINGS && (flags & FLAG_ACK) !== 0 && length === 0 && this.acksToDrop > 0) {
       this.acksToDrop--;
-      if (this.droppedAckOffset < 0) this.droppedAckOffset = frameOffset;
       this.droppedFrames.push({ offset: frameOffset, bytes: FRAME_HEADER_BYTES });
       return 'drop';
     }
@@ -674,7 +671,8 @@ export class AuthorityRewritingSocket extends Duplex {
 
 /** A SETTINGS frame with no parameters: a valid server connection preface. */
 const EMPTY_SETTINGS_FRAME = Buffer.from([0, 0, 0, FRAME_SETTINGS, 0, 0, 0, 0, 0]);
-
+/** Client bytes held while deciding before giving up and taking the shim (which is always right). */
+const MAX_DECIDING_BYTES = 256 * 1024;
 
 /** `data` (the client's stream from its start) without the frames the rewriter removed. */
 function withoutDroppedFrames(data: Buffer, dropped: readonly DroppedFrame[]): Buffer {
@@ -688,8 +686,7 @@ function withoutDroppedFrames(data: Buffer, dropped: readonly DroppedFrame[]): B
   kept.push(data.subarray(from));
   return Buffer.concat(kept);
 }
-/** Client bytes held while deciding before giving up and taking the shim (which is always right). */
-const MAX_DECIDING_BYTES = 256 * 1024;
+
 /**
  * Default for H2HandoffOptions.firstRequestWaitMs. Long: etcd's Go client opens a connection
  * to every endpoint at once and may send its first request over some of them seconds later
@@ -825,8 +822,10 @@ function lendPeerAddress(shim: AuthorityRewritingSocket): void {
   const address = shim.remoteAddress;
   if (server === undefined || address === undefined) return;
   const peer = { address, family: shim.remoteFamily, port: shim.remotePort };
+  let listening = true;
   const stop = () => {
-    if (!server.listeners('stream').includes(onStream)) return;
+    if (!listening) return;
+    listening = false;
     server.removeListener('stream', onStream);
     server.setMaxListeners(Math.max(0, server.getMaxListeners() - 1));
     shim.removeListener('close', stop);

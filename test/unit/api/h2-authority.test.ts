@@ -297,7 +297,7 @@ describe('ClientStreamRewriter', () => {
     const input = Buffer.concat([PREFACE, settings, settingsAck, ping, settingsAck]);
     const out = feed(r, [input.subarray(0, 24 + settings.length + 4), input.subarray(24 + settings.length + 4)]);
     expect(out).toEqual(Buffer.concat([PREFACE, settings, ping, settingsAck]));
-    expect(r.droppedAckOffset).toBe(24 + settings.length);
+    expect(r.droppedFrames).toEqual([{ offset: 24 + settings.length, bytes: settingsAck.length }]);
     expect(r.pendingAcksToDrop).toBe(0);
   });
 
