@@ -89,9 +89,12 @@ function fingerprint(key: Buffer, from: number): number {
   return fp;
 }
 
-/** Length of the common prefix of a and b, checking from byte `from` on (earlier bytes known equal). */
-function commonPrefixFrom(a: Buffer, b: Buffer, from: number): number {
-  const n = a.length < b.length ? a.length : b.length;
+/**
+ * Length of the common prefix of a and b, at most `limit`, checking from byte `from` on
+ * (the bytes before it are known to be equal).
+ */
+function commonPrefix(a: Buffer, b: Buffer, from: number, limit = Infinity): number {
+  const n = Math.min(a.length, b.length, limit);
   let i = from;
   while (i < n && a[i] === b[i]) i++;
   return i;
@@ -133,19 +136,38 @@ function fingerprintRun(fps: Float64Array, count: number, fp: number): number {
   return lo;
 }
 
-/** Length of the common prefix of a and b, at most `limit`. */
-function commonPrefixUpTo(a: Buffer, b: Buffer, limit: number): number {
-  const n = Math.min(a.length, b.length, limit);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
+/** The search index of the sorted keys keyAt(0 .. count-1), with room for `capacity` keys. */
+function buildIndex(keyAt: (i: number) => Buffer, count: number, capacity: number): ChunkIndex {
+  const sharedPrefix = count === 0 ? 0 : commonPrefix(keyAt(0), keyAt(count - 1), 0);
+  const fingerprints = new Float64Array(capacity);
+  for (let i = 0; i < count; i++) fingerprints[i] = fingerprint(keyAt(i), sharedPrefix);
+  return { sharedPrefix, fingerprints };
 }
 
 function buildChunkIndex(chunk: KeyIndex[]): ChunkIndex {
-  const sharedPrefix = chunk.length === 0 ? 0 : commonPrefixFrom(chunk[0]!.key, chunk[chunk.length - 1]!.key, 0);
-  const fingerprints = new Float64Array(MAX_CHUNK + 1);
-  for (let i = 0; i < chunk.length; i++) fingerprints[i] = fingerprint(chunk[i]!.key, sharedPrefix);
-  return { sharedPrefix, fingerprints };
+  return buildIndex((i) => chunk[i]!.key, chunk.length, MAX_CHUNK + 1);
+}
+
+/**
+ * Updates `index` of a sorted list of keys that now holds `count` keys, `key` newly at
+ * position i (first and last: the list's ends). False when the index must be rebuilt
+ * instead: no room, or a new first or last key sharing less than the index's prefix.
+ */
+function indexInsert(index: ChunkIndex, i: number, count: number, key: Buffer, first: Buffer, last: Buffer): boolean {
+  const { sharedPrefix, fingerprints } = index;
+  if (fingerprints.length < count) return false;
+  if ((i === 0 || i === count - 1) && commonPrefix(first, last, 0, sharedPrefix) < sharedPrefix) return false;
+  fingerprints.copyWithin(i + 1, i, count - 1);
+  fingerprints[i] = fingerprint(key, sharedPrefix);
+  return true;
+}
+
+/**
+ * Updates `index` after the key at position i left a list that now holds `count` keys. The
+ * keys left still share the index's prefix (maybe more), so the fingerprints stay valid.
+ */
+function indexRemove(index: ChunkIndex, i: number, count: number): void {
+  index.fingerprints.copyWithin(i, i + 1, count + 1);
 }
 
 export class KeyTree {
@@ -203,7 +225,7 @@ export class KeyTree {
     }
     if (sharedPrefix > 0) {
       const first = this.lastKeys[0]!;
-      const shared = commonPrefixUpTo(key, first, sharedPrefix);
+      const shared = commonPrefix(key, first, 0, sharedPrefix);
       if (shared < sharedPrefix) {
         // The key leaves the prefix every last key shares: below all of them or above all.
         chunkSharedAt = shared;
@@ -225,11 +247,7 @@ export class KeyTree {
   /** Rebuilds the index of lastKeys (after chunks were added, split or removed). */
   private reindexLastKeys(): void {
     const keys = this.lastKeys;
-    const sharedPrefix = keys.length === 0 ? 0 : commonPrefixFrom(keys[0]!, keys[keys.length - 1]!, 0);
-    let fingerprints = this.top.fingerprints;
-    if (fingerprints.length < keys.length) fingerprints = new Float64Array(Math.max(64, keys.length * 2));
-    for (let c = 0; c < keys.length; c++) fingerprints[c] = fingerprint(keys[c]!, sharedPrefix);
-    this.top = { sharedPrefix, fingerprints };
+    this.top = buildIndex((c) => keys[c]!, keys.length, Math.max(64, keys.length * 2));
   }
 
   /**
@@ -238,15 +256,7 @@ export class KeyTree {
    */
   private lastKeyInserted(c: number): void {
     const keys = this.lastKeys;
-    const count = keys.length;
-    const { sharedPrefix } = this.top;
-    if (this.top.fingerprints.length < count || (c === 0 && commonPrefixUpTo(keys[0]!, keys[count - 1]!, sharedPrefix) < sharedPrefix)) {
-      this.reindexLastKeys();
-      return;
-    }
-    const fps = this.top.fingerprints;
-    fps.copyWithin(c + 1, c, count - 1);
-    fps[c] = fingerprint(this.lastKeys[c]!, this.top.sharedPrefix);
+    if (!indexInsert(this.top, c, keys.length, keys[c]!, keys[0]!, keys[keys.length - 1]!)) this.reindexLastKeys();
   }
 
   /** lastKeys[c] = key, keeping the index of lastKeys current. */
@@ -254,7 +264,7 @@ export class KeyTree {
     const keys = this.lastKeys;
     keys[c] = key;
     const last = keys.length - 1;
-    if ((c === 0 || c === last) && commonPrefixUpTo(keys[0]!, keys[last]!, this.top.sharedPrefix) < this.top.sharedPrefix) {
+    if ((c === 0 || c === last) && commonPrefix(keys[0]!, keys[last]!, 0, this.top.sharedPrefix) < this.top.sharedPrefix) {
       this.reindexLastKeys();
       return;
     }
@@ -324,19 +334,8 @@ export class KeyTree {
   /** Updates chunk c's search index after an insert at position i. */
   private indexInserted(c: number, i: number): void {
     const chunk = this.chunks[c]!;
-    let index = this.indexes[c]!;
-    const key = chunk[i]!.key;
-    if (i === 0 || i === chunk.length - 1) {
-      // A new first or last key may share less with the rest: then every fingerprint moves.
-      const other = i === 0 ? chunk[chunk.length - 1]!.key : chunk[0]!.key;
-      if (commonPrefixFrom(key, other, 0) < index.sharedPrefix) {
-        this.indexes[c] = buildChunkIndex(chunk);
-        return;
-      }
-    }
-    const fps = index.fingerprints;
-    fps.copyWithin(i + 1, i, chunk.length - 1);
-    fps[i] = fingerprint(key, index.sharedPrefix);
+    const n = chunk.length;
+    if (!indexInsert(this.indexes[c]!, i, n, chunk[i]!.key, chunk[0]!.key, chunk[n - 1]!.key)) this.indexes[c] = buildChunkIndex(chunk);
   }
 
   /**
@@ -348,7 +347,7 @@ export class KeyTree {
     const { sharedPrefix, fingerprints } = this.indexes[c]!;
     const n = chunk.length;
     if (sharedWithLast < sharedPrefix) {
-      sharedWithLast = commonPrefixFrom(key, chunk[n - 1]!.key, sharedWithLast);
+      sharedWithLast = commonPrefix(key, chunk[n - 1]!.key, sharedWithLast);
       // The key leaves the chunk's common prefix, below its last key: below all of its keys.
       if (sharedWithLast < sharedPrefix) return 0;
     }
@@ -388,14 +387,10 @@ export class KeyTree {
       this.chunks.splice(c, 1);
       this.indexes.splice(c, 1);
       this.lastKeys.splice(c, 1);
-      // The keys left still share the prefix (maybe more): the other fingerprints stay valid.
-      const fps = this.top.fingerprints;
-      fps.copyWithin(c, c + 1, this.lastKeys.length + 1);
+      indexRemove(this.top, c, this.lastKeys.length);
       return true;
     }
-    // The remaining keys still share the index's prefix (maybe more): fingerprints stay valid.
-    const fps = this.indexes[c]!.fingerprints;
-    fps.copyWithin(i, i + 1, chunk.length + 1);
+    indexRemove(this.indexes[c]!, i, chunk.length);
     if (i === chunk.length) this.setLastKey(c, chunk[chunk.length - 1]!.key);
     return true;
   }
