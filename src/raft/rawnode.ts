@@ -165,6 +165,19 @@ export class RawNode {
     this.raft.broadcastCommit();
   }
 
+  /**
+   * The leader's outgoing messages, taken now instead of with the next Ready. Only a leader
+   * may send before it persists (its appends go out before its own fsync anyway), so only
+   * a leader may call this.
+   */
+  takeLeaderMessages(): Message[] {
+    const r = this.raft;
+    invariant(r.state === StateType.Leader, 'only a leader may send before it persists');
+    const msgs = r.msgs;
+    r.msgs = [];
+    return msgs;
+  }
+
   hasReady(): boolean {
     const r = this.raft;
     r.flushPendingAppends();

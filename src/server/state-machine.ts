@@ -462,3 +462,35 @@ export class StateMachine {
     await this.backend.close();
   }
 }
+
+/**
+ * Whether applying this request may take long: it can touch any number of keys (a range
+ * delete, a txn with a ranged op, a compaction, a lease revoke with its keys). Single-key
+ * puts, gets and deletes cannot.
+ */
+export function mayApplySlowly(kind: RequestKind, msg: unknown): boolean {
+  switch (kind) {
+    case RequestKind.DeleteRange:
+      return isRanged((msg as mvcc.DeleteRangeRequest).rangeEnd);
+    case RequestKind.Txn:
+      return txnHasRangedOp(msg as mvcc.TxnRequest);
+    case RequestKind.Compact:
+    case RequestKind.LeaseRevoke:
+      return true;
+    default:
+      return false;
+  }
+}
+
+function isRanged(rangeEnd: Buffer | undefined): boolean {
+  return rangeEnd !== undefined && rangeEnd.length > 0;
+}
+
+function txnHasRangedOp(t: mvcc.TxnRequest): boolean {
+  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
+    if (op.requestDeleteRange && isRanged(op.requestDeleteRange.rangeEnd)) return true;
+    if (op.requestRange && isRanged(op.requestRange.rangeEnd)) return true;
+    if (op.requestTxn && txnHasRangedOp(op.requestTxn)) return true;
+  }
+  return false;
+}

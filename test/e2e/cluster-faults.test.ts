@@ -34,6 +34,47 @@ describe('cluster faults', () => {
     await eventually(async () => expect(await ctlOk(ep2, ['get', 'after', '--print-value-only', '--consistency=s'])).toBe('snap\n'));
   }, 120_000);
 
+  it('a delete that takes the leader longer than an election timeout to apply costs no leader', async () => {
+    // One thread applies and heartbeats: while the leader applies a large range delete, the
+    // followers hear nothing. They must have been told the commit first, so that they apply
+    // the same delete meanwhile instead of counting the silence towards an election. (This
+    // holds while the members' apply times differ by less than an election timeout.)
+    const specs = await clusterSpecs(3);
+    const ic = initialClusterOf(specs);
+    const extra = ['--heartbeat-interval', '30', '--election-timeout', '300'];
+    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new', 'etcd-cluster-1', extra)).start());
+    await Promise.all(members.map((m) => m.waitHealthy()));
+    const status = async () => JSON.parse(await ctlOk(specs.map((s) => `http://127.0.0.1:${s.clientPort}`), ['endpoint', 'status', '-w', 'json'])) as Array<{ Status: { header: { member_id: number }; leader: number; raft_term: number } }>;
+    const before = await status();
+    const leaderIdx = before.findIndex((e) => e.Status.header.member_id === e.Status.leader);
+    expect(leaderIdx).toBeGreaterThanOrEqual(0);
+    const leaderEp = `http://127.0.0.1:${specs[leaderIdx]!.clientPort}`;
+    const client = new Etcd3({ hosts: leaderEp });
+    const value = 'v'.repeat(100);
+    const keys = 100_000;
+    for (let t = 0; t < keys / 100; t += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => {
+        const txn = client.if('none', 'Version', '==', 0);
+        return txn.then(...Array.from({ length: 100 }, (_, i) => client.put(`big/${String((t + j) * 100 + i).padStart(6, '0')}`).value(value))).commit();
+      }));
+    }
+    client.close();
+    const logBefore = members.map((m) => m.stderr.length);
+    // Sent to the leader: no follower proposed it, so none is told its commit at once.
+    expect(await ctlOk(leaderEp, ['del', 'big/', '--prefix'])).toBe(`${keys}\n`);
+    await ctlOk(leaderEp, ['put', 'after', 'x']);
+    const logs = members.map((m, i) => m.stderr.slice(logBefore[i]));
+    // The precondition: the delete blocked the leader for more than an election timeout.
+    const took = /apply request took too long","took":"([\d.]+)ms".*"kind":"DeleteRange"/.exec(logs[leaderIdx]!);
+    // (Shorter, and the followers could not have timed out in the first place.)
+    expect(took, 'the delete should take the leader over 100 ms to apply').not.toBeNull();
+    expect(Number(took![1])).toBeGreaterThan(300);
+    for (const log of logs) expect(log).not.toMatch(/lost the leader|became the leader|became candidate|stepped down/);
+    const after = await status();
+    expect(after.map((e) => e.Status.leader)).toEqual(before.map((e) => e.Status.leader));
+    expect(after.map((e) => e.Status.raft_term)).toEqual(before.map((e) => e.Status.raft_term));
+  }, 120_000);
+
   it('without a quorum, writes and linearizable reads fail within the request timeout', async () => {
     const { specs, members } = await startCluster(3);
     const ep0 = `http://127.0.0.1:${specs[0]!.clientPort}`;

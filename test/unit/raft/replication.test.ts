@@ -198,6 +198,23 @@ describe('log replication', () => {
     expect(c.get(3n).appliedData()).toEqual(['a', 'b', 'c']);
   });
 
+  it('takeLeaderMessages: the leader hands out a deferred commit broadcast at once; a follower may not', () => {
+    const c = new TestCluster(ids, { deferCommitBroadcast: true });
+    c.elect(1n);
+    const leader = c.get(1n).node;
+    c.propose(1n, 'a');
+    expect(leader.hasPendingCommitBroadcast()).toBe(true);
+    leader.broadcastCommit();
+    const taken = leader.takeLeaderMessages();
+    const commit = leader.status().hardState.commit;
+    expect(taken.map((m) => [m.type, m.to, m.commit])).toEqual([[MessageType.App, 2n, commit], [MessageType.App, 3n, commit]]);
+    expect(leader.hasReady()).toBe(false); // taken, so not sent a second time with the next Ready
+    c.queue.push(...taken);
+    c.stabilize();
+    for (const id of [2n, 3n]) expect(c.get(id).appliedData()).toEqual(['a']);
+    expect(() => c.get(2n).node.takeLeaderMessages()).toThrow(/only a leader/);
+  });
+
   it('deferCommitBroadcast: a proposer hears at once that its earlier proposal committed, while a later one is pending', () => {
     const c = new TestCluster(ids, { deferCommitBroadcast: true });
     c.elect(1n);
