@@ -31,8 +31,16 @@ function loadRoot(): protobuf.Root {
 
 export const root = loadRoot();
 
+const typesByName = new Map<string, protobuf.Type>();
+
+/** A message type of `root` by its full name (looked up once: a lookup walks the namespaces). */
 export function type(name: string): protobuf.Type {
-  return root.lookupType(name);
+  let t = typesByName.get(name);
+  if (t === undefined) {
+    t = root.lookupType(name);
+    typesByName.set(name, t);
+  }
+  return t;
 }
 
 /** A decoded message; fields are accessed by their proto (snake_case) names. */
