@@ -671,7 +671,8 @@ export class EtcdServer {
 
   private readonly runReadyLoop = async (): Promise<void> => {
     this.readyScheduled = false;
-    if (this.inReadyLoop || this.stopped) return;
+    // After a failure the last Ready was never advanced: Raft must not hand out another.
+    if (this.inReadyLoop || this.stopped || this.fatalError) return;
     this.inReadyLoop = true;
     // Committed entries of the previous Ready, already durable. They are applied only once
     // the next Ready's WAL write has been issued, so that the disk syncs the next batch while
@@ -725,6 +726,7 @@ export class EtcdServer {
   }
 
   private onFatal(e: Error): void {
+    if (this.fatalError) return; // the first failure is the one that explains the rest
     this.fatalError = e;
     this.logger.error('ready loop failed; this member stops serving writes', { error: e.message, stack: e.stack });
     this.waits.rejectAll(e);

@@ -119,4 +119,25 @@ describe('durability', () => {
     const r = await etcdctl(m.clientUrl, ['put', 'still', 'serving']);
     expect(r.code).toBe(0);
   }, 60_000);
+  it('after a WAL I/O failure the member refuses writes with that error, once, and stays readable', async () => {
+    const m = await singleNode();
+    await ctlOk(m.clientUrl, ['put', 'before', 'x']);
+    // The open segment stays writable once unlinked, but cutting the next one (at 64 MB) fails.
+    fs.rmSync(path.join(m.spec.dataDir, 'member', 'wal'), { recursive: true, force: true });
+    const big = 'v'.repeat(1_400_000);
+    let failed: { code: number; stderr: string } | undefined;
+    for (let i = 0; i < 60 && !failed; i++) {
+      const r = await etcdctl(m.clientUrl, ['put', `big${i}`, '--command-timeout=5s'], big);
+      if (r.code !== 0) failed = r;
+    }
+    expect(failed, 'a write should fail once the WAL cannot cut a segment').toBeDefined();
+    for (let i = 0; i < 3; i++) {
+      const r = await etcdctl(m.clientUrl, ['put', `after${i}`, 'v', '--command-timeout=5s']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/ENOENT/);
+    }
+    expect(await ctlOk(m.clientUrl, ['get', 'before', '--print-value-only', '--consistency=s'])).toBe('x\n');
+    expect(m.stderr.match(/ready loop failed/g)).toHaveLength(1);
+    expect(m.stderr).not.toMatch(/ready\(\) called again/);
+  }, 90_000);
 });
