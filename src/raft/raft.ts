@@ -549,6 +549,19 @@ export class Raft {
     else this.tickElection();
   }
 
+  /**
+   * Restarts the election clock (on a leader: the quorum-check clock) `ticks` ticks in the
+   * past's favour: the next election (or step-down for lack of quorum) comes that much later
+   * than after a message from the leader. For the application, after its thread was busy
+   * for that long, e.g. applying an entry every member applies at about the same time: the
+   * others' silence meanwhile says nothing about whether they are alive. While the clock is
+   * below zero this member also keeps rejecting votes as one that heard from a leader.
+   */
+  postponeElection(ticks: number): void {
+    invariant(Number.isInteger(ticks) && ticks >= 0, 'postponeElection: ticks must be a non-negative integer');
+    this.electionElapsed = Math.min(this.electionElapsed, -ticks);
+  }
+
   private tickElection(): void {
     this.electionElapsed++;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {

@@ -165,6 +165,11 @@ export class RawNode {
     this.raft.broadcastCommit();
   }
 
+  /** See Raft.postponeElection. */
+  postponeElection(ticks: number): void {
+    this.raft.postponeElection(ticks);
+  }
+
   /**
    * The leader's outgoing messages, taken now instead of with the next Ready. Only a leader
    * may send before it persists (its appends go out before its own fsync anyway), so only

@@ -829,7 +829,9 @@ export class EtcdServer {
       if (e.index <= this.appliedIndex) continue;
       if (e.type === EntryType.ConfChange) this.applyConfChangeEntry(e);
       else if (e.data.length > 0) {
+        const startedMs = performance.now();
         const r = this.applyNormal(e);
+        this.afterBusyApply(performance.now() - startedMs);
         if (r instanceof Promise) await r;
       } else if (e.index > this.stateMachine.consistentIndex) {
         this.stateMachine.setConsistentIndex(e.index); // the new leader's empty entry
@@ -851,6 +853,18 @@ export class EtcdServer {
         .catch((e: Error) => this.logger.warn('snapshot failed; will retry', { error: e.message }))
         .finally(() => (this.snapshotting = false));
     }
+  }
+
+  /**
+   * Every member applies the same entry at about the same time, and applying runs on the
+   * thread that heartbeats: after blocking for `busyMs`, grant the other members as much
+   * silence before counting towards an election (a follower) or a step-down (the leader).
+   * Three members on two cores apply one large delete in 1.0-1.8 s each; without this the
+   * first one done could start an election while the others were still applying.
+   */
+  private afterBusyApply(busyMs: number): void {
+    if (busyMs < this.cfg.heartbeatIntervalMs) return;
+    this.node.postponeElection(Math.ceil(busyMs / this.cfg.heartbeatIntervalMs));
   }
 
   private applyNormal(e: Entry): void | Promise<void> {

@@ -37,8 +37,8 @@ describe('cluster faults', () => {
   it('a delete that takes the leader longer than an election timeout to apply costs no leader', async () => {
     // One thread applies and heartbeats: while the leader applies a large range delete, the
     // followers hear nothing. They must have been told the commit first, so that they apply
-    // the same delete meanwhile instead of counting the silence towards an election. (This
-    // holds while the members' apply times differ by less than an election timeout.)
+    // the same delete meanwhile instead of counting the silence towards an election, and
+    // whoever finishes first grants the others as much silence as its own apply took.
     const specs = await clusterSpecs(3);
     const ic = initialClusterOf(specs);
     const extra = ['--heartbeat-interval', '30', '--election-timeout', '300'];

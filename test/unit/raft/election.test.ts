@@ -164,6 +164,36 @@ describe('leader election', () => {
     expect(c.get(1n).raft.lead).toBe(NONE);
   });
 
+  it('postponeElection: a silent leader is given that many more ticks, by followers and by the leader', () => {
+    const c = new TestCluster(ids, { checkQuorum: true, preVote: true });
+    c.elect(1n);
+    const term = c.get(1n).raft.term;
+    // A follower that postponed by 30 ticks does not campaign within 30 + 9 ticks of silence
+    // (its randomized election timeout is at least 10 ticks).
+    c.isolate(1n);
+    c.get(2n).node.postponeElection(30);
+    c.get(3n).node.postponeElection(30);
+    c.tick(2n, 39);
+    c.tick(3n, 39);
+    expect(c.get(2n).state).toBe(StateType.Follower);
+    expect(c.get(3n).state).toBe(StateType.Follower);
+    expect(c.get(2n).raft.lead).toBe(1n);
+    // The leader that postponed steps down 30 ticks late: after 30 + 2 election timeouts
+    // (the first check still finds the followers active from before the silence).
+    c.get(1n).node.postponeElection(30);
+    c.tick(1n, 30 + 19);
+    expect(c.get(1n).state).toBe(StateType.Leader);
+    c.tick(1n, 1);
+    expect(c.get(1n).state).toBe(StateType.Follower);
+    for (let i = 0; i < 30 && c.get(2n).state !== StateType.Leader && c.get(3n).state !== StateType.Leader; i++) {
+      c.tick(2n);
+      c.tick(3n);
+    }
+    expect([c.get(2n).state, c.get(3n).state]).toContain(StateType.Leader);
+    expect(Math.max(c.get(2n).raft.term, c.get(3n).raft.term)).toBe(term + 1);
+    expect(() => c.get(2n).node.postponeElection(-1)).toThrow(/non-negative/);
+  });
+
   it('check-quorum: a leader in contact with a quorum stays leader', () => {
     const c = new TestCluster(ids, { checkQuorum: true });
     c.elect(1n);
