@@ -107,6 +107,8 @@ export class Wal {
   private readonly encoder = new BatchEncoder();
   /** Tail of the operation queue: saves, snapshots, releases and close run strictly one at a time. */
   private queue: Promise<void> = Promise.resolve();
+  /** Released segments being deleted, beside the queue (see releaseTo). */
+  private deleting: Promise<void> = Promise.resolve();
   /** Operations queued or running; when 0, a new operation starts synchronously inside its call. */
   private activeOps = 0;
   private closeRequested = false;
@@ -276,7 +278,14 @@ export class Wal {
    * the snapshot does not cover is ever deleted.
    */
   releaseTo(index: number): Promise<void> {
-    return this.enqueue(() => this.releaseToNow(index));
+    // Only the bookkeeping waits its turn in the queue. Deleting the files (unlinking a
+    // 64 MB segment and an fsync of the directory: ~0.2 s under load here) runs beside the
+    // queue, so the saves behind it, and every write waiting for them, do not stall.
+    let released: readonly SegmentName[] = [];
+    const detached = this.enqueue(async () => {
+      released = this.detachSegmentsUpTo(index);
+    });
+    return detached.then(() => this.deleteSegments(index, released));
   }
 
   /** Waits for queued operations, syncs anything unsynced and closes the active segment. */
@@ -285,6 +294,7 @@ export class Wal {
     // Runs even after an I/O failure: the file handle must not leak.
     const closing = this.enqueue(async () => {
       try {
+        await this.deleting;
         if (this.unsyncedBytes > 0 && !this.failure) await this.syncActive();
       } finally {
         await this.state.handle.close().catch((e: unknown) => {
@@ -381,7 +391,8 @@ export class Wal {
     await this.cutIfFull();
   }
 
-  private async releaseToNow(index: number): Promise<void> {
+  /** Drops the segments `releaseTo(index)` may delete from the live chain; returns them. */
+  private detachSegmentsUpTo(index: number): readonly SegmentName[] {
     const snapshotIndex = this.state.snapshot?.index ?? 0;
     if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`wal: releaseTo(${index}): not a valid index`);
     if (index > snapshotIndex + 1) {
@@ -393,15 +404,25 @@ export class Wal {
     // is below `index` (or was overwritten later).
     let keepFrom = 0;
     for (let i = 1; i < segments.length; i++) if (segments[i]!.firstIndex <= index) keepFrom = i;
-    if (keepFrom === 0) return;
-    const released = segments.slice(0, keepFrom);
-    // Oldest first: a crash midway leaves a shorter but still contiguous chain.
-    for (const segment of released) {
-      await this.guardIo(() => fsp.rm(path.join(this.dir, segment.fileName)));
-    }
-    await this.guardIo(() => fsyncDir(this.dir));
+    if (keepFrom === 0) return [];
     this.state.segments = segments.slice(keepFrom);
-    this.opts.logger.info('wal: released segments', { index, files: released.map((s) => s.fileName) });
+    return segments.slice(0, keepFrom);
+  }
+
+  /** Deletes detached segments, one release after another (close() waits for them). */
+  private deleteSegments(index: number, released: readonly SegmentName[]): Promise<void> {
+    if (released.length === 0) return Promise.resolve();
+    const run = async (): Promise<void> => {
+      // Oldest first: a crash midway leaves a shorter but still contiguous chain.
+      for (const segment of released) {
+        await this.guardIo(() => fsp.rm(path.join(this.dir, segment.fileName)));
+      }
+      await this.guardIo(() => fsyncDir(this.dir));
+      this.opts.logger.info('wal: released segments', { index, files: released.map((s) => s.fileName) });
+    };
+    const deleting = this.deleting.then(run, run);
+    this.deleting = deleting.catch(() => undefined);
+    return deleting;
   }
 
   // ---------------------------------------------------------------- internals

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FileHandle } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fsp, { type FileHandle } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EntryType, type SnapshotMeta } from '../../../src/raft/types.js';
 import { Wal } from '../../../src/wal/index.js';
 import { entries, entry, hardState, makeTempDir, plain, recordingLogger, removeDir, walFiles } from './helpers.js';
@@ -382,6 +382,41 @@ describe('Wal', () => {
     await wal.close(); // still releases the handle
     const opened = await Wal.open(dir);
     expect(plain(opened.entries)).toEqual(plain([entry(1, 1)]));
+    await opened.wal.close();
+  });
+
+  it('saves after a releaseTo do not wait while its segments are being deleted', async () => {
+    const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: 600 });
+    for (let i = 1; i <= 60; i += 3) await wal.save(hardState(1, 1n, i + 2), entries(i, i + 2, 1));
+    await wal.saveSnapshot({ index: 40, term: 1, confState: { voters: [1n], learners: [] } });
+    const before = walFiles(dir);
+    // Unlinking a 64 MB segment takes a while: hold every deletion until released below.
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const realRm = fsp.rm.bind(fsp);
+    const rm = vi.spyOn(fsp, 'rm').mockImplementation(async (...args: Parameters<typeof fsp.rm>) => {
+      await gate;
+      return realRm(...args);
+    });
+    try {
+      let released = false;
+      const releasing = wal.releaseTo(40).then(() => (released = true));
+      await wal.save(hardState(1, 1n, 61), entries(61, 61, 1));
+      await wal.save(undefined, entries(62, 62, 1));
+      expect(released).toBe(false);
+      expect(rm).toHaveBeenCalled();
+      expect(walFiles(dir)).toEqual([...before, ...walFiles(dir).slice(before.length)]); // nothing deleted yet
+      expect(wal.segmentFiles.length).toBeLessThan(before.length); // but no longer part of the chain
+      openGate();
+      await releasing;
+      expect(walFiles(dir)).toEqual(wal.segmentFiles);
+    } finally {
+      openGate();
+      rm.mockRestore();
+    }
+    await wal.close();
+    const opened = await Wal.open(dir, { segmentSizeBytes: 600 });
+    expect(plain(opened.entries)).toEqual(plain(entries(41, 62, 1)));
     await opened.wal.close();
   });
 
