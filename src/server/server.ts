@@ -829,9 +829,7 @@ export class EtcdServer {
       if (e.index <= this.appliedIndex) continue;
       if (e.type === EntryType.ConfChange) this.applyConfChangeEntry(e);
       else if (e.data.length > 0) {
-        const startedMs = performance.now();
         const r = this.applyNormal(e);
-        this.afterBusyApply(performance.now() - startedMs);
         if (r instanceof Promise) await r;
       } else if (e.index > this.stateMachine.consistentIndex) {
         this.stateMachine.setConsistentIndex(e.index); // the new leader's empty entry
@@ -895,6 +893,8 @@ export class EtcdServer {
       this.stateMachine.setConsistentIndex(e.index);
       settle(undefined, err as Error);
       return;
+    } finally {
+      this.afterBusyApply(performance.now() - start); // the synchronous part held the thread
     }
     if (out instanceof Promise) {
       return out.then(

@@ -45,12 +45,22 @@ export interface ApplyContext {
 const MEMBERSHIP_KEY = Buffer.from('membership');
 const ALARMS_KEY = Buffer.from('alarms');
 
-/** Whether a txn can add data: a put in either branch, nested txns included. */
-export function txnHasPuts(t: mvcc.TxnRequest): boolean {
-  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
-    if (op.requestPut || (op.requestTxn && txnHasPuts(op.requestTxn))) return true;
+/** Whether `test` holds for an op in either branch of `t`, nested txns included. */
+function txnHasOp(t: mvcc.TxnRequest, test: (op: mvcc.RequestOp) => boolean): boolean {
+  return opsHave(t.success, test) || opsHave(t.failure, test);
+}
+
+function opsHave(ops: mvcc.RequestOp[] | undefined, test: (op: mvcc.RequestOp) => boolean): boolean {
+  if (ops === undefined) return false;
+  for (const op of ops) {
+    if (test(op) || (op.requestTxn !== undefined && txnHasOp(op.requestTxn, test))) return true;
   }
   return false;
+}
+
+/** Whether a txn can add data: a put in either branch, nested txns included. */
+export function txnHasPuts(t: mvcc.TxnRequest): boolean {
+  return txnHasOp(t, (op) => Boolean(op.requestPut));
 }
 
 function leaseKey(id: bigint): Buffer {
@@ -473,7 +483,7 @@ export function mayApplySlowly(kind: RequestKind, msg: unknown): boolean {
     case RequestKind.DeleteRange:
       return isRanged((msg as mvcc.DeleteRangeRequest).rangeEnd);
     case RequestKind.Txn:
-      return txnHasRangedOp(msg as mvcc.TxnRequest);
+      return txnHasOp(msg as mvcc.TxnRequest, (op) => isRanged(op.requestDeleteRange?.rangeEnd) || isRanged(op.requestRange?.rangeEnd));
     case RequestKind.Compact:
     case RequestKind.LeaseRevoke:
       return true;
@@ -484,13 +494,4 @@ export function mayApplySlowly(kind: RequestKind, msg: unknown): boolean {
 
 function isRanged(rangeEnd: Buffer | undefined): boolean {
   return rangeEnd !== undefined && rangeEnd.length > 0;
-}
-
-function txnHasRangedOp(t: mvcc.TxnRequest): boolean {
-  for (const op of [...(t.success ?? []), ...(t.failure ?? [])]) {
-    if (op.requestDeleteRange && isRanged(op.requestDeleteRange.rangeEnd)) return true;
-    if (op.requestRange && isRanged(op.requestRange.rangeEnd)) return true;
-    if (op.requestTxn && txnHasRangedOp(op.requestTxn)) return true;
-  }
-  return false;
 }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { clusterSpecs, ctlOk, etcdctl, eventually, initialClusterOf, Member, memberArgs, startCluster, stopAll } from './harness.js';
+import { ctlOk, etcdctl, eventually, startCluster, stopAll } from './harness.js';
 
 // Faults in a 3-member cluster: a member that was down while the log was compacted catches
 // up from a snapshot of the leader's database; without a quorum, requests fail with etcd's
@@ -10,11 +10,7 @@ afterAll(stopAll);
 
 describe('cluster faults', () => {
   it('a lagging member catches up by snapshot after the leader compacted its log', async () => {
-    const specs = await clusterSpecs(3);
-    const ic = initialClusterOf(specs);
-    const extra = ['--snapshot-count', '100', '--snapshot-catchup-entries', '20'];
-    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new', 'etcd-cluster-1', extra)).start());
-    await Promise.all(members.map((m) => m.waitHealthy()));
+    const { specs, members } = await startCluster(3, ['--snapshot-count', '100', '--snapshot-catchup-entries', '20']);
     await members[2]!.stop();
     const client = new Etcd3({ hosts: `http://127.0.0.1:${specs[0]!.clientPort}` });
     for (let i = 0; i < 400; i++) await client.put(`snap/${i}`).value(`v${i}`);
@@ -39,11 +35,7 @@ describe('cluster faults', () => {
     // followers hear nothing. They must have been told the commit first, so that they apply
     // the same delete meanwhile instead of counting the silence towards an election, and
     // whoever finishes first grants the others as much silence as its own apply took.
-    const specs = await clusterSpecs(3);
-    const ic = initialClusterOf(specs);
-    const extra = ['--heartbeat-interval', '30', '--election-timeout', '300'];
-    const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new', 'etcd-cluster-1', extra)).start());
-    await Promise.all(members.map((m) => m.waitHealthy()));
+    const { specs, members } = await startCluster(3, ['--heartbeat-interval', '30', '--election-timeout', '300']);
     const status = async () => JSON.parse(await ctlOk(specs.map((s) => `http://127.0.0.1:${s.clientPort}`), ['endpoint', 'status', '-w', 'json'])) as Array<{ Status: { header: { member_id: number }; leader: number; raft_term: number } }>;
     const before = await status();
     const leaderIdx = before.findIndex((e) => e.Status.header.member_id === e.Status.leader);

@@ -118,11 +118,11 @@ export class Member {
   }
 }
 
-/** A new cluster of `n` members (`memberArgs`, state `new`), started and healthy. */
-export async function startCluster(n: number): Promise<{ specs: MemberSpec[]; members: Member[] }> {
+/** A new cluster of `n` members (`memberArgs`, state `new`, then `extra` flags), started and healthy. */
+export async function startCluster(n: number, extra: string[] = []): Promise<{ specs: MemberSpec[]; members: Member[] }> {
   const specs = await clusterSpecs(n);
   const ic = initialClusterOf(specs);
-  const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new')).start());
+  const members = specs.map((s) => new Member(s, memberArgs(s, ic, 'new', undefined, extra)).start());
   await Promise.all(members.map((m) => m.waitHealthy()));
   return { specs, members };
 }
