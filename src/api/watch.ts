@@ -10,12 +10,15 @@ import { WatchHub, type Watcher, type WatchSink, type WatchSpec } from '../watch
 import { serviceDefinition, grpcError } from './grpc.js';
 import type { AuthGate } from '../auth/gate.js';
 import { toRpcError } from './errors.js';
+import { ResponseBatcher } from './response-batcher.js';
 
 // Watch service: one bidirectional stream carries any number of watchers. The stream is
 // the watchers' sink; when grpc-js buffers too much for a slow reader, the stream reports
 // congestion and the hub stops pushing to its watchers until the stream drains.
 
-/** Responses buffered per stream before its watchers are paused. */
+/** Bytes of responses buffered per stream before its watchers are paused. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** The same bound where responses go through grpc-js one by one (see ResponseBatcher). */
 const MAX_BUFFERED_RESPONSES = 1024;
 const COMPACTED_REASON = 'etcdserver: mvcc: required revision has been compacted';
 /** etcd's WatchProgressRequest answer carries this watch ID. */
@@ -34,6 +37,7 @@ function eventBytes(ev: MvccEvent, withPrevKv: boolean): number {
 }
 
 const EventType = type('mvccpb.Event');
+const WatchResponseType = type('etcdserverpb.WatchResponse');
 const HeaderType = type('etcdserverpb.ResponseHeader');
 /** Encoded events, shared by every watcher that receives the same applied event. */
 const encodedEvents = new WeakMap<MvccEvent, Uint8Array>();
@@ -68,6 +72,11 @@ function encodeWatchEvents(server: EtcdServer, revision: number, watchId: number
   return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
+function encodeMessage(t: protobuf.Type, m: Msg): Buffer {
+  const out = t.encode(m).finish();
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
 class WatchStream implements WatchSink {
   private readonly watchers = new Map<number, Watcher>();
   private readonly fragmenting = new Set<number>();
@@ -77,6 +86,7 @@ class WatchStream implements WatchSink {
   /** Requests waiting behind an asynchronous permission check, answered in arrival order. */
   private queued = 0;
   private queue: Promise<void> = Promise.resolve();
+  private readonly out: ResponseBatcher;
 
   constructor(
     private readonly call: grpc.ServerDuplexStream<Msg, Msg>,
@@ -89,21 +99,22 @@ class WatchStream implements WatchSink {
     call.on('end', () => this.close(true));
     call.on('cancelled', () => this.close(false));
     call.on('error', () => this.close(false));
-    call.on('drain', () => hub.resume(this));
+    this.out = new ResponseBatcher(call, { congestedBytes: MAX_BUFFERED_BYTES, congestedResponses: MAX_BUFFERED_RESPONSES });
+    this.out.onDrain(() => hub.resume(this));
   }
 
   private header(revision = this.hub.currentRevision): Msg {
     return this.server.stateMachine.header(revision);
   }
 
-  private send(resp: Msg): boolean {
+  private send(resp: Msg | Buffer): boolean {
     if (this.closed) return false;
-    this.call.write(resp);
+    this.out.write(Buffer.isBuffer(resp) ? resp : encodeMessage(WatchResponseType, resp));
     return !this.congested();
   }
 
   congested(): boolean {
-    return this.call.writableLength >= MAX_BUFFERED_RESPONSES;
+    return this.out.congested();
   }
 
   /** With auth enabled, creates are checked first (asynchronously); later requests wait their turn. */
@@ -144,6 +155,7 @@ class WatchStream implements WatchSink {
       else if (req.cancel_request) this.cancel(num(req.cancel_request.watch_id));
       else if (req.progress_request) this.requestProgress();
     } catch (e) {
+      this.out.flush();
       this.call.destroy(grpcError(e));
     }
   }
@@ -242,6 +254,7 @@ class WatchStream implements WatchSink {
     for (const w of this.watchers.values()) this.hub.remove(w);
     this.watchers.clear();
     activeStreams.delete(this);
+    this.out.flush();
     if (endStream) this.call.end();
   }
 
