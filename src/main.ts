@@ -10,6 +10,7 @@ import { ServerMetrics } from './server/metrics.js';
 import { idToHex } from './server/ids.js';
 import { Errors } from './server/errors.js';
 import { listenClientUrl, type ClientListener } from './api/listener.js';
+import { startClientWarmUp, warmUpHost } from './api/warm-up.js';
 import { peerGet, prepareMemberTls } from './api/tls-config.js';
 import { runTlsCommand } from './cli/tls/command.js';
 import { httpHandler } from './api/http.js';
@@ -202,6 +203,10 @@ export async function main(argv: string[]): Promise<void> {
   }
   logger.info('ready to serve client requests', { 'local-member-id': idToHex(member.server.memberId) });
   let signals = 0;
+  let removed = false;
+  const plainClientUrl = config.listenClientUrls.find((u) => u.scheme === 'http');
+  const warmUpTarget = plainClientUrl && { host: warmUpHost(plainClientUrl.hostname), port: plainClientUrl.portNumber };
+  void startClientWarmUp(warmUpTarget, config.clientWarmUpConnections, () => signals > 0 || removed, logger);
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals > 1) {
       logger.warn('second signal; exiting now', { signal: sig });
@@ -222,6 +227,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   };
   member.server.onRemoved = () => {
+    removed = true;
     member.stop().then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGINT', onSignal);

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type http2 from 'node:http2';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { WARM_UP_HEADER } from './warm-up.js';
 import type { Logger } from '../log/logger.js';
 
 // The hot unary KV calls (Range, Put, DeleteRange, Txn) served straight on Node's HTTP/2
@@ -27,6 +28,8 @@ export const FAST_PATHS: ReadonlySet<string> = new Set([
 ]);
 
 const GRPC_MESSAGE_HEADER_BYTES = 5;
+/** The only method a warm-up call may use (a read; see warm-up.ts). */
+const WARM_UP_PATH = '/etcdserverpb.KV/Range';
 /** grpc-js's default receive limit, used when the server was created without one. */
 const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
@@ -259,6 +262,8 @@ function fastHandlerFor(handlers: Map<string, RegisteredHandler>, headers: http2
 class FastUnaryCall extends EventEmitter {
   cancelled = false;
   request: unknown = undefined;
+  /** A member's own start-up warm-up call (warm-up.ts): served, but not counted in metrics. */
+  warmUp = false;
   private md: grpc.Metadata | undefined;
 
   constructor(
@@ -318,6 +323,7 @@ class FastUnaryCall extends EventEmitter {
 
 function serveUnary(handler: RegisteredHandler, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, maxReceiveBytes: number): void {
   const call = new FastUnaryCall(stream, headers, handler.path);
+  if (headers[WARM_UP_HEADER] !== undefined && handler.path === WARM_UP_PATH) call.warmUp = true;
   let answered = false;
   let first: Buffer | undefined;
   let more: Buffer[] | undefined;

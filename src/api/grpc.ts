@@ -61,8 +61,12 @@ export function unary(metrics: ServerMetrics, service: string, method: string, f
   const sent = counterCell(metrics.grpcMsgSent, labels);
   const ok = counterCell(metrics.grpcHandled, { ...labels, grpc_code: 'OK' });
   return (call, callback) => {
-    started.inc();
-    received.inc();
+    // A member's own warm-up call (fast-unary.ts sets the flag) is served but not counted.
+    const counted = (call as { warmUp?: boolean }).warmUp !== true;
+    if (counted) {
+      started.inc();
+      received.inc();
+    }
     let out: Msg | Promise<Msg>;
     try {
       out = fn(call.request, call);
@@ -74,13 +78,15 @@ export function unary(metrics: ServerMetrics, service: string, method: string, f
     else done(out);
 
     function done(res: Msg): void {
-      sent.inc();
-      ok.inc();
+      if (counted) {
+        sent.inc();
+        ok.inc();
+      }
       callback(null, res);
     }
     function fail(e: unknown): void {
       const ge = grpcError(e);
-      metrics.grpcHandled.inc({ ...labels, grpc_code: grpc.status[ge.code] ?? String(ge.code) });
+      if (counted) metrics.grpcHandled.inc({ ...labels, grpc_code: grpc.status[ge.code] ?? String(ge.code) });
       callback(ge);
     }
   };

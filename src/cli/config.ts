@@ -122,6 +122,8 @@ export interface EtcdConfig {
 
   /** etcd version tsetcd reports (Status.version, /version, etcd_server_version). */
   etcdVersion: string;
+  /** Self-connections made at start to warm up the client connection path (0 = none). */
+  clientWarmUpConnections: number;
 
   grpcKeepaliveMinTimeMs: number;
   grpcKeepaliveIntervalMs: number;

@@ -387,6 +387,8 @@ const TSETCD: FlagSpec[] = [
     help: 'etcd YAML config file; when given, all other flags and ETCD_* variables are ignored.' }),
   spec({ name: 'etcd-version', type: 'string', default: '3.6.5', group: 'tsetcd', implemented: true,
     help: 'etcd version tsetcd reports in Status and /version (Kubernetes enables features by it).' }),
+  spec({ name: 'client-warm-up-connections', type: 'uint', default: '800', group: 'tsetcd', implemented: true,
+    help: 'Connections a starting member opens to its own first http client URL, one serializable Range each (not counted in metrics), so that serving a new client connection is optimized code before clients arrive. 0 = off.' }),
   spec({ name: 'version', type: 'bool', default: 'false', group: 'tsetcd', implemented: true,
     help: 'Print the version and exit.' }),
 ];

@@ -492,6 +492,7 @@ function buildConfig(v: Values, ctx: BuildContext): EtcdConfig {
     heartbeatIntervalMs: v.num('heartbeat-interval'),
     electionTimeoutMs: v.num('election-timeout'),
     maxTxnOps: v.num('max-txn-ops'),
+    clientWarmUpConnections: v.num('client-warm-up-connections'),
     maxRequestBytes: v.num('max-request-bytes'),
     quotaBackendBytes: quota === 0 ? DEFAULT_QUOTA_BACKEND_BYTES : quota,
     backendBatchIntervalMs: batchIntervalMs <= 0 ? DEFAULT_BACKEND_BATCH_INTERVAL_MS : batchIntervalMs,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { ctlOk, freePort, singleNode, stopAll, type Member } from './harness.js';
+import { ctlOk, eventually, freePort, singleNode, sleep, stopAll, type Member } from './harness.js';
 
 // The HTTP/1.1 side of the client port, the metrics listener, the peer port, and
 // malformed input on the gRPC side.
@@ -111,5 +111,32 @@ describe('etcdctl snapshot save', () => {
     const body = data.subarray(0, data.length - 32);
     expect(createHash('sha256').update(body).digest().equals(data.subarray(data.length - 32))).toBe(true);
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+});
+
+describe('start-up warm-up of the client connection path', () => {
+  it('serves 800 own connections at start, counted in no metric; --client-warm-up-connections 0 turns it off', async () => {
+    const warm = await singleNode([], 'warm');
+    const line = await eventually(async () => {
+      const l = warm.stderr.split('\n').find((x) => x.includes('client connection path warmed up'));
+      expect(l).toBeDefined();
+      return JSON.parse(l!) as { connections: number };
+    }, 30_000);
+    expect(line.connections).toBe(800);
+    const rangeStarted = async () => {
+      const text = await (await fetch(`${warm.clientUrl}/metrics`)).text();
+      const m = /grpc_server_started_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Range"\} (\d+)/.exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    expect(await rangeStarted()).toBe(0);
+    await ctlOk(warm.clientUrl, ['get', 'anything']);
+    expect(await rangeStarted()).toBe(1);
+    await warm.stop();
+
+    const off = await singleNode(['--client-warm-up-connections', '0'], 'cold');
+    await ctlOk(off.clientUrl, ['put', 'k', 'v']);
+    await sleep(1000);
+    expect(off.stderr).not.toContain('warm');
+    await off.stop();
   });
 });

@@ -155,7 +155,7 @@ const IMPLEMENTED = [
   'watch-progress-notify-interval', 'experimental-watch-progress-notify-interval', 'force-new-cluster', 'max-learners',
   'experimental-max-learners', 'cert-file', 'key-file', 'trusted-ca-file', 'client-cert-auth', 'peer-cert-file', 'peer-key-file',
   'peer-trusted-ca-file', 'peer-client-cert-auth', 'auth-token', 'bcrypt-cost', 'auth-token-ttl', 'enable-v2',
-  'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'etcd-version', 'version', 'log-output',
+  'grpc-keepalive-interval', 'grpc-keepalive-timeout', 'etcd-version', 'client-warm-up-connections', 'version', 'log-output',
   'client-crl-file', 'client-cert-allowed-hostname', 'auto-tls', 'peer-client-cert-file', 'peer-client-key-file',
   'peer-cert-allowed-cn', 'peer-cert-allowed-hostname', 'peer-auto-tls', 'self-signed-cert-validity', 'peer-crl-file',
   'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-skip-client-san-verification', 'experimental-peer-skip-client-san-verification',
