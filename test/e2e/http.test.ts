@@ -116,7 +116,8 @@ describe('etcdctl snapshot save', () => {
 
 describe('start-up warm-up of the client connection path', () => {
   it('serves 800 own connections at start, counted in no metric; --client-warm-up-connections 0 turns it off', async () => {
-    const warm = await singleNode([], 'warm');
+    // 800 is the default (flags.test.ts); the harness turns the warm-up off unless a test sets it.
+    const warm = await singleNode(['--client-warm-up-connections', '800'], 'warm');
     const line = await eventually(async () => {
       const l = warm.stderr.split('\n').find((x) => x.includes('client connection path warmed up'));
       expect(l).toBeDefined();

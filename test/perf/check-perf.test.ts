@@ -8,7 +8,7 @@ import { etcdctl, singleNode, stopAll, type Member } from '../e2e/harness.js';
 let m: Member;
 
 beforeAll(async () => {
-  m = await singleNode();
+  m = await singleNode(['--client-warm-up-connections', '800']); // as an operator runs it: the default
 });
 afterAll(stopAll);
 

@@ -186,6 +186,7 @@ describe('flag table', () => {
       'max-request-bytes': '1572864', 'max-txn-ops': '128', 'initial-cluster': 'default=http://localhost:2380',
       'watch-progress-notify-interval': '10m', 'logger': 'zap', 'log-format': 'json', 'max-learners': '1',
       'discovery-fallback': 'exit', 'etcd-version': '3.6.5', 'bcrypt-cost': '10', 'auth-token-ttl': '300',
+      'client-warm-up-connections': '800',
     };
     for (const [name, def] of Object.entries(expected)) expect(findFlag(name)!.default, name).toBe(def);
     for (const f of FLAGS) expect(() => defaultValue(f), f.name).not.toThrow();
