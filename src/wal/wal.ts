@@ -12,7 +12,8 @@ import { WalCorruptError } from './errors.js';
 import { BatchEncoder, nextSyncEpoch, RecordType } from './record.js';
 import { emptyHardState, Replayer } from './replay.js';
 import {
-  createSegmentFile, fsyncDir, listSegmentsSync, removeTempSegments, segmentFileName, segmentsIn,
+  createSegmentFile, deleteGradually, detachReleasedFiles, fsyncDir, listSegmentsSync, removeReleasedLeftovers, removeTempSegments,
+  segmentFileName, segmentsIn,
   timedSync, timedSyncBlocking, writeFullySync, type SegmentName,
 } from './segment.js';
 
@@ -186,6 +187,9 @@ export class Wal {
     const absoluteDir = path.resolve(dir);
     for (const name of await removeTempSegments(absoluteDir)) {
       options.logger.warn('wal: removed a segment whose creation was interrupted', { file: name });
+    }
+    for (const name of await removeReleasedLeftovers(absoluteDir)) {
+      options.logger.info('wal: removed a released segment whose deletion was interrupted', { file: name });
     }
     const segments = segmentsIn(await fsp.readdir(absoluteDir));
     if (segments.length === 0) throw new Error(`wal: no segment files in ${absoluteDir}`);
@@ -413,10 +417,10 @@ export class Wal {
   private deleteSegments(index: number, released: readonly SegmentName[]): Promise<void> {
     if (released.length === 0) return Promise.resolve();
     const run = async (): Promise<void> => {
-      // Oldest first: a crash midway leaves a shorter but still contiguous chain.
-      for (const segment of released) {
-        await this.guardIo(() => fsp.rm(path.join(this.dir, segment.fileName)));
-      }
+      // Out of the chain first, oldest first: a crash midway leaves a shorter but still
+      // contiguous chain, and at most leftovers that open() removes.
+      const detached = await this.guardIo(() => detachReleasedFiles(this.dir, released.map((s) => s.fileName)));
+      for (const name of detached) await this.guardIo(() => deleteGradually(path.join(this.dir, name)));
       await this.guardIo(() => fsyncDir(this.dir));
       this.opts.logger.info('wal: released segments', { index, files: released.map((s) => s.fileName) });
     };

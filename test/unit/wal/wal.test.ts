@@ -4,6 +4,7 @@ import fsp, { type FileHandle } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EntryType, type SnapshotMeta } from '../../../src/raft/types.js';
 import { Wal } from '../../../src/wal/index.js';
+import { deleteGradually } from '../../../src/wal/segment.js';
 import { entries, entry, hardState, makeTempDir, plain, recordingLogger, removeDir, walFiles } from './helpers.js';
 
 const METADATA = Buffer.from('{"memberId":"8e9e05c52164694d","clusterId":"cdf818194e3a8c32"}');
@@ -390,7 +391,7 @@ describe('Wal', () => {
     for (let i = 1; i <= 60; i += 3) await wal.save(hardState(1, 1n, i + 2), entries(i, i + 2, 1));
     await wal.saveSnapshot({ index: 40, term: 1, confState: { voters: [1n], learners: [] } });
     const before = walFiles(dir);
-    // Unlinking a 64 MB segment takes a while: hold every deletion until released below.
+    // Deleting a 64 MB segment takes a while: hold every unlink until released below.
     let openGate!: () => void;
     const gate = new Promise<void>((resolve) => (openGate = resolve));
     const realRm = fsp.rm.bind(fsp);
@@ -401,15 +402,23 @@ describe('Wal', () => {
     try {
       let released = false;
       const releasing = wal.releaseTo(40).then(() => (released = true));
+      await vi.waitFor(() => expect(rm).toHaveBeenCalled()); // the deletion is under way, held at the unlink
       await wal.save(hardState(1, 1n, 61), entries(61, 61, 1));
       await wal.save(undefined, entries(62, 62, 1));
       expect(released).toBe(false);
-      expect(rm).toHaveBeenCalled();
-      expect(walFiles(dir)).toEqual([...before, ...walFiles(dir).slice(before.length)]); // nothing deleted yet
-      expect(wal.segmentFiles.length).toBeLessThan(before.length); // but no longer part of the chain
+      expect(wal.segmentFiles.length).toBeLessThan(before.length); // no longer part of the chain
+      // Renamed out of the chain before being emptied: the chain on disk never holds a cut-down segment.
+      expect(walFiles(dir)).toEqual(wal.segmentFiles);
+      const walDir = dir;
+      const leftovers = fs.readdirSync(walDir).filter((n) => n.endsWith('.wal.released'));
+      expect(leftovers.length).toBeGreaterThan(0);
+      const unlinking = String(rm.mock.calls[0]![0]);
+      expect(unlinking.endsWith('.wal.released')).toBe(true);
+      expect(fs.statSync(unlinking).size).toBe(0); // emptied step by step before the unlink
       openGate();
       await releasing;
       expect(walFiles(dir)).toEqual(wal.segmentFiles);
+      expect(fs.readdirSync(walDir).filter((n) => n.endsWith('.released'))).toEqual([]);
     } finally {
       openGate();
       rm.mockRestore();
@@ -440,6 +449,48 @@ describe('Wal', () => {
     expect(logger.lines.some((l) => l.level === 'warn' && l.fields?.['file'] === '0000000000000001-0000000000000002.wal.tmp')).toBe(true);
     expect(plain(opened.entries)).toEqual(plain([entry(1, 1)]));
     await opened.wal.close();
+  });
+
+  it('a release interrupted by a crash leaves a renamed leftover outside the chain, which open removes', async () => {
+    const wal = await Wal.create(dir, METADATA, { segmentSizeBytes: 600 });
+    for (let i = 1; i <= 30; i += 3) await wal.save(hardState(1, 1n, i + 2), entries(i, i + 2, 1));
+    await wal.saveSnapshot({ index: 20, term: 1, confState: { voters: [1n], learners: [] } });
+    await wal.close();
+    // The state after the rename step: the oldest segment renamed, cut down halfway.
+    const oldest = walFiles(dir)[0]!;
+    const leftover = path.join(dir, `${oldest}.released`);
+    fs.renameSync(path.join(dir, oldest), leftover);
+    fs.truncateSync(leftover, 100);
+    const logger = recordingLogger();
+    const opened = await Wal.open(dir, { segmentSizeBytes: 600, logger });
+    expect(fs.existsSync(leftover)).toBe(false);
+    expect(logger.lines.some((l) => l.level === 'info' && l.fields?.['file'] === `${oldest}.released`)).toBe(true);
+    expect(plain(opened.entries)).toEqual(plain(entries(21, 30, 1)));
+    await opened.wal.close();
+  });
+
+  it('empties a released segment a few megabytes at a time before unlinking it', async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, 'x.wal.released');
+    fs.writeFileSync(file, Buffer.alloc(9 * 1024 * 1024 + 5, 1));
+    const sizes: (number | undefined)[] = [];
+    const realOpen = fsp.open.bind(fsp);
+    const open = vi.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      const h = await realOpen(...args);
+      const realTruncate = h.truncate.bind(h);
+      h.truncate = async (len?: number) => {
+        sizes.push(len);
+        return realTruncate(len);
+      };
+      return h;
+    });
+    try {
+      await deleteGradually(file);
+    } finally {
+      open.mockRestore();
+    }
+    expect(sizes).toEqual([5 * 1024 * 1024 + 5, 1024 * 1024 + 5, 0]);
+    expect(fs.existsSync(file)).toBe(false);
   });
 
   it('fails to open a directory without segments', async () => {
