@@ -13,7 +13,7 @@ import { toRpcError } from './errors.js';
 import { ResponseBatcher } from './response-batcher.js';
 
 // Watch service: one bidirectional stream carries any number of watchers. The stream is
-// the watchers' sink; when grpc-js buffers too much for a slow reader, the stream reports
+// the watchers' sink; when too much is buffered for a slow reader, the stream reports
 // congestion and the hub stops pushing to its watchers until the stream drains.
 
 /** Bytes of responses buffered per stream before its watchers are paused. */

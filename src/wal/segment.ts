@@ -61,10 +61,15 @@ export function listSegmentsSync(dir: string): SegmentName[] {
 }
 
 /** Removes segment files whose creation was interrupted before their rename. */
-export async function removeTempSegments(dir: string): Promise<string[]> {
+export function removeTempSegments(dir: string): Promise<string[]> {
+  return removeFilesEnding(dir, '.wal' + TEMP_SUFFIX);
+}
+
+/** Deletes the files of `dir` whose names end with `suffix`; returns their names. */
+async function removeFilesEnding(dir: string, suffix: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await fsp.readdir(dir)) {
-    if (name.endsWith('.wal' + TEMP_SUFFIX)) {
+    if (name.endsWith(suffix)) {
       await fsp.rm(path.join(dir, name), { force: true });
       removed.push(name);
     }
@@ -83,15 +88,8 @@ const RELEASE_STEP_BYTES = 4 * 1024 * 1024;
 const RELEASE_STEP_PAUSE_MS = 10;
 
 /** Removes what an interrupted release left behind; returns the names removed. */
-export async function removeReleasedLeftovers(dir: string): Promise<string[]> {
-  const removed: string[] = [];
-  for (const name of await fsp.readdir(dir)) {
-    if (name.endsWith('.wal' + RELEASED_SUFFIX)) {
-      await fsp.rm(path.join(dir, name), { force: true });
-      removed.push(name);
-    }
-  }
-  return removed;
+export function removeReleasedLeftovers(dir: string): Promise<string[]> {
+  return removeFilesEnding(dir, '.wal' + RELEASED_SUFFIX);
 }
 
 /** Renames released segments out of the chain (oldest first) and makes that durable. */
