@@ -48,6 +48,8 @@ export interface BatcherLimits {
   congestedBytes: number;
   /** grpc-js writes: responses queued at which the call counts as congested. */
   congestedResponses: number;
+  /** Told the size of each message written directly (grpc-js's serializer counts the others). */
+  countSentBytes?: (bytes: number) => void;
 }
 
 export class ResponseBatcher {
@@ -81,6 +83,7 @@ export class ResponseBatcher {
     }
     this.pending.push(message);
     this.pendingBytes += GRPC_MESSAGE_HEADER_BYTES + message.length;
+    this.limits.countSentBytes?.(message.length);
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(this.flushNow);

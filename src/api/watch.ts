@@ -10,6 +10,7 @@ import { WatchHub, type Watcher, type WatchSink, type WatchSpec } from '../watch
 import { serviceDefinition, grpcError } from './grpc.js';
 import type { AuthGate } from '../auth/gate.js';
 import { toRpcError } from './errors.js';
+import { counterCell } from '../server/metrics.js';
 import { ResponseBatcher } from './response-batcher.js';
 
 // Watch service: one bidirectional stream carries any number of watchers. The stream is
@@ -94,12 +95,13 @@ class WatchStream implements WatchSink {
     private readonly server: EtcdServer,
     private readonly maxResponseBytes: number,
     private readonly auth: AuthGate,
+    countSentBytes: (bytes: number) => void,
   ) {
     call.on('data', (req: Msg) => this.onData(req));
     call.on('end', () => this.close(true));
     call.on('cancelled', () => this.close(false));
     call.on('error', () => this.close(false));
-    this.out = new ResponseBatcher(call, { congestedBytes: MAX_BUFFERED_BYTES, congestedResponses: MAX_BUFFERED_RESPONSES });
+    this.out = new ResponseBatcher(call, { congestedBytes: MAX_BUFFERED_BYTES, congestedResponses: MAX_BUFFERED_RESPONSES, countSentBytes });
     this.out.onDrain(() => hub.resume(this));
   }
 
@@ -277,10 +279,12 @@ export function watchService(
   const m = server.metrics;
   const svc = 'etcdserverpb.Watch';
   const labels = { grpc_type: 'bidi_stream', grpc_service: svc, grpc_method: 'Watch' };
+  const sentBytes = counterCell(m.grpcSentBytes);
+  const countSentBytes = (bytes: number) => sentBytes.inc(bytes);
 
   const watch: grpc.handleBidiStreamingCall<Msg, Msg> = (call) => {
     m.grpcStarted.inc(labels);
-    const stream = new WatchStream(call, hub, server, server.cfg.maxRequestBytes, auth);
+    const stream = new WatchStream(call, hub, server, server.cfg.maxRequestBytes, auth, countSentBytes);
     if (stream.requiresLeader && server.leader === NONE) {
       stream.failNoLeader();
       return;

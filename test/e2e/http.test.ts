@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { ctlOk, eventually, freePort, singleNode, sleep, stopAll, type Member } from './harness.js';
+import { spawn } from 'node:child_process';
+import { ctlOk, etcdctlBin, eventually, freePort, singleNode, sleep, stopAll, type Member } from './harness.js';
 
 // The HTTP/1.1 side of the client port, the metrics listener, the peer port, and
 // malformed input on the gRPC side.
@@ -115,7 +116,7 @@ describe('etcdctl snapshot save', () => {
 });
 
 describe('start-up warm-up of the client connection path', () => {
-  it('serves 800 own connections at start, counted in no metric; --client-warm-up-connections 0 turns it off', async () => {
+  it('serves 800 own connections at start, counted in no request metric; --client-warm-up-connections 0 turns it off', async () => {
     // 800 is the default (flags.test.ts); the harness turns the warm-up off unless a test sets it.
     const warm = await singleNode(['--client-warm-up-connections', '800'], 'warm');
     const line = await eventually(async () => {
@@ -139,5 +140,33 @@ describe('start-up warm-up of the client connection path', () => {
     await sleep(1000);
     expect(off.stderr).not.toContain('warm');
     await off.stop();
+  });
+});
+
+describe('client gRPC byte counters', () => {
+  it('count encoded request and response messages as etcd does (put k v: 6 bytes in)', async () => {
+    const read = async () => {
+      const text = await (await fetch(`${m.clientUrl}/metrics`)).text();
+      const num = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+      return { received: num('etcd_network_client_grpc_received_bytes_total'), sent: num('etcd_network_client_grpc_sent_bytes_total') };
+    };
+    const before = await read();
+    await ctlOk(m.clientUrl, ['put', 'k', 'v']); // PutRequest{key: "k", value: "v"}: 2 fields of 3 bytes
+    const afterPut = await read();
+    expect(afterPut.received - before.received).toBe(6);
+    expect(afterPut.sent - before.sent).toBeGreaterThan(10); // a PutResponse with its header
+
+    // Watch responses are written in batches, beside grpc-js: counted there too.
+    const watcher = spawn(etcdctlBin, [`--endpoints=${m.clientUrl}`, 'watch', 'bytes-key'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    let out = '';
+    watcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await sleep(500);
+    const beforeEvent = await read();
+    await ctlOk(m.clientUrl, ['put', 'bytes-key', 'x'.repeat(1000)]);
+    await eventually(async () => expect(out).toContain('x'.repeat(1000)), 5000, 100);
+    watcher.kill();
+    const afterEvent = await read();
+    // The put's response plus the event, which carries the 1000-byte value.
+    expect(afterEvent.sent - beforeEvent.sent).toBeGreaterThan(1000);
   });
 });
