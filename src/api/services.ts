@@ -28,7 +28,7 @@ export function registerServices(
     local.addService(s.def, s.impl);
   };
   for (const make of [kvService, maintenanceService, clusterService, leaseService, authService]) add(make(server, auth));
-  const watch = watchService(server, server.stateMachine.watchHub, server.cfg.watchProgressNotifyIntervalMs, auth);
+  const watch = watchService(server, server.stateMachine.watchHub, server.cfg.watchProgressNotifyIntervalMs, auth, (n) => sent.inc(n));
   add(watch);
   for (const make of [electionService, lockService]) add(make(server, local));
   return { stop: watch.stop, local };

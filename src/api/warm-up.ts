@@ -62,12 +62,13 @@ export interface WarmUpResult {
 function oneCall(authority: string, request: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(authority);
+    const timer = setTimeout(() => fail(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
     const fail = (e: Error) => {
+      clearTimeout(timer);
       session.destroy();
       reject(e);
     };
     session.once('error', fail);
-    const timer = setTimeout(() => fail(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
     const req = session.request({
       ':method': 'POST',
       ':path': RANGE_PATH,

@@ -10,7 +10,6 @@ import { WatchHub, type Watcher, type WatchSink, type WatchSpec } from '../watch
 import { serviceDefinition, grpcError } from './grpc.js';
 import type { AuthGate } from '../auth/gate.js';
 import { toRpcError } from './errors.js';
-import { counterCell } from '../server/metrics.js';
 import { ResponseBatcher } from './response-batcher.js';
 
 // Watch service: one bidirectional stream carries any number of watchers. The stream is
@@ -69,13 +68,7 @@ function encodeWatchEvents(server: EtcdServer, revision: number, watchId: number
   w.uint32((1 << 3) | 2).bytes(headerCache.bytes);
   if (watchId !== 0) w.uint32(2 << 3).int64(watchId);
   for (const ev of events) w.uint32((11 << 3) | 2).bytes(encodedEvent(ev, withPrevKv));
-  const out = w.finish();
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-}
-
-function encodeMessage(t: protobuf.Type, m: Msg): Buffer {
-  const out = t.encode(m).finish();
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  return bytes(w.finish());
 }
 
 class WatchStream implements WatchSink {
@@ -111,7 +104,7 @@ class WatchStream implements WatchSink {
 
   private send(resp: Msg | Buffer): boolean {
     if (this.closed) return false;
-    this.out.write(Buffer.isBuffer(resp) ? resp : encodeMessage(WatchResponseType, resp));
+    this.out.write(Buffer.isBuffer(resp) ? resp : bytes(WatchResponseType.encode(resp).finish()));
     return !this.congested();
   }
 
@@ -273,14 +266,13 @@ class WatchStream implements WatchSink {
 
 const activeStreams = new Set<WatchStream>();
 
+/** `countSentBytes`: the client byte counter of the other services (services.ts), for batched responses. */
 export function watchService(
-  server: EtcdServer, hub: WatchHub, progressIntervalMs: number, auth: AuthGate,
+  server: EtcdServer, hub: WatchHub, progressIntervalMs: number, auth: AuthGate, countSentBytes: (bytes: number) => void,
 ): { def: grpc.ServiceDefinition; impl: grpc.UntypedServiceImplementation; stop: () => void } {
   const m = server.metrics;
   const svc = 'etcdserverpb.Watch';
   const labels = { grpc_type: 'bidi_stream', grpc_service: svc, grpc_method: 'Watch' };
-  const sentBytes = counterCell(m.grpcSentBytes);
-  const countSentBytes = (bytes: number) => sentBytes.inc(bytes);
 
   const watch: grpc.handleBidiStreamingCall<Msg, Msg> = (call) => {
     m.grpcStarted.inc(labels);
